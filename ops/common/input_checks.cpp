@@ -1,0 +1,101 @@
+#include "ops/common/input_checks.h"
+
+#include <c10/core/SymIntArrayRef.h>
+
+#include <cmath>
+#include <sstream>
+
+#ifdef MODGAP_WITH_CUDA
+#include <ATen/cuda/CUDAGraphsUtils.cuh>
+#endif
+
+namespace modgap {
+namespace {
+
+std::string shape_string(c10::SymIntArrayRef sizes) {
+  std::ostringstream out;
+  out << "[";
+  for (size_t i = 0; i < sizes.size(); ++i) {
+    out << (i ? ", " : "") << sizes[i];
+  }
+  out << "]";
+  return out.str();
+}
+
+bool is_supported_float(at::ScalarType type) {
+  return type == at::kFloat || type == at::kDouble || type == at::kHalf || type == at::kBFloat16;
+}
+
+}  // namespace
+
+void check_embeddings_metadata(const char* op, at::TensorList embeddings, int64_t min_rows) {
+  const int64_t num_modalities = static_cast<int64_t>(embeddings.size());
+  TORCH_CHECK_VALUE(num_modalities >= 2, op, ": expected at least 2 modalities in `embeddings`, got ",
+                    num_modalities);
+  for (int64_t m = 0; m < num_modalities; ++m) {
+    TORCH_CHECK_VALUE(embeddings[m].defined(), op, ": embeddings[", m, "] is an undefined tensor");
+  }
+  const at::Tensor& first = embeddings[0];
+  for (int64_t m = 0; m < num_modalities; ++m) {
+    const at::Tensor& z = embeddings[m];
+    TORCH_CHECK_VALUE(z.dim() == 2, op, ": embeddings[", m, "] must be a 2-D tensor [N, D], got shape ",
+                      shape_string(z.sym_sizes()));
+    TORCH_CHECK_TYPE(is_supported_float(z.scalar_type()), op, ": embeddings[", m,
+                     "] must have a floating dtype (float32, float64, float16 or bfloat16), got ",
+                     z.scalar_type());
+    if (m == 0) {
+      continue;
+    }
+    TORCH_CHECK_VALUE(z.sym_size(0) == first.sym_size(0) && z.sym_size(1) == first.sym_size(1), op,
+                      ": embeddings[", m, "] has shape ", shape_string(z.sym_sizes()),
+                      " but embeddings[0] has shape ", shape_string(first.sym_sizes()),
+                      "; every modality must be [N, D] with the same N and D");
+    TORCH_CHECK_TYPE(z.scalar_type() == first.scalar_type(), op, ": embeddings[", m, "] has dtype ",
+                     z.scalar_type(), " but embeddings[0] has dtype ", first.scalar_type(),
+                     "; every modality must have the same dtype");
+    TORCH_CHECK_VALUE(z.device() == first.device(), op, ": embeddings[", m, "] is on ", z.device(),
+                      " but embeddings[0] is on ", first.device(),
+                      "; every modality must be on the same device");
+  }
+  TORCH_CHECK_VALUE(first.sym_size(0) >= min_rows, op, ": expected at least ", min_rows,
+                    " rows (N) in every embedding, got N = ", first.sym_size(0));
+  TORCH_CHECK_VALUE(first.sym_size(1) >= 1, op, ": expected at least 1 column (D) in every embedding, got D = ",
+                    first.sym_size(1));
+}
+
+void check_embeddings_finite(const char* op, at::TensorList embeddings) {
+  for (size_t m = 0; m < embeddings.size(); ++m) {
+    const at::Tensor& z = embeddings[m];
+    if (z.numel() == 0 || z.is_meta()) {
+      continue;
+    }
+#ifdef MODGAP_WITH_CUDA
+    if (z.is_cuda() && at::cuda::currentStreamCaptureStatus() != at::cuda::CaptureStatus::None) {
+      continue;  // no host sync inside CUDA graph capture
+    }
+#endif
+    const bool all_finite = at::isfinite(z).all().item<bool>();
+    TORCH_CHECK_VALUE(all_finite, op, ": embeddings[", m,
+                      "] contains NaN or Inf values; the loss would be NaN. Check the encoder outputs "
+                      "(e.g. an overflow in float16) before calling the loss");
+  }
+}
+
+void check_anchor(const char* op, int64_t anchor, int64_t num_modalities) {
+  TORCH_CHECK_VALUE(anchor >= 0 && anchor < num_modalities, op, ": `anchor` must index one of the ",
+                    num_modalities, " modalities (0 <= anchor < ", num_modalities, "), got ", anchor);
+}
+
+void check_temperature(const char* op, double t) {
+  TORCH_CHECK_VALUE(std::isfinite(t) && t > 0.0, op,
+                    ": `t` (the uniformity temperature) must be a finite number > 0, got ", t);
+}
+
+void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& like) {
+  TORCH_CHECK_VALUE(grad_output.defined() && grad_output.dim() == 0, op,
+                    ": `grad_output` must be a scalar tensor (the gradient of a scalar loss)");
+  TORCH_CHECK_VALUE(grad_output.device() == like.device(), op, ": `grad_output` is on ", grad_output.device(),
+                    " but the embeddings are on ", like.device());
+}
+
+}  // namespace modgap

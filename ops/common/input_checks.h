@@ -1,0 +1,28 @@
+// Argument validation shared by every modgap kernel (CPU, CUDA and Meta). Every message names the
+// operator, the argument and what was expected, so a user sees e.g.
+//   "modgap::centroid_uniformity: embeddings[1] has shape [8, 3] but embeddings[0] has shape [8, 4];
+//    every modality must be [N, D] with the same N and D".
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string>
+
+namespace modgap {
+
+// Checks that need no data (shape, dtype, device, counts); safe in Meta kernels and with symbolic
+// shapes. `min_rows` is the smallest N the op is defined for.
+void check_embeddings_metadata(const char* op, at::TensorList embeddings, int64_t min_rows);
+
+// Checks the values: no NaN or Inf in any modality. Reads the data (a device sync on CUDA); skipped
+// while a CUDA graph is being captured, where a sync is not allowed.
+void check_embeddings_finite(const char* op, at::TensorList embeddings);
+
+void check_anchor(const char* op, int64_t anchor, int64_t num_modalities);
+
+void check_temperature(const char* op, double t);
+
+// The gradient passed to a backward op: a scalar on the embeddings' device.
+void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& like);
+
+}  // namespace modgap

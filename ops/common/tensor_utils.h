@@ -1,0 +1,19 @@
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <vector>
+
+namespace modgap {
+
+// Contiguous copies (or the tensors themselves when already contiguous) for raw-pointer kernels.
+inline std::vector<at::Tensor> contiguous_embeddings(at::TensorList embeddings) {
+  std::vector<at::Tensor> out;
+  out.reserve(embeddings.size());
+  for (const auto& z : embeddings) {
+    out.push_back(z.contiguous());
+  }
+  return out;
+}
+
+}  // namespace modgap
