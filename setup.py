@@ -1,0 +1,51 @@
+"""Builds libmodgap with CMake (the same CMakeLists.txt C++ users build) and ships it inside the
+`modgap` Python package as modgap/lib/libmodgap.so. Thin on purpose: no Python extension module,
+the library is loaded with torch.ops.load_library.
+
+Environment: MODGAP_BUILD_DIR (default build/cmake), MODGAP_USE_CUDA (ON/OFF), TORCH_CUDA_ARCH_LIST,
+MAX_JOBS.
+"""
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
+
+ROOT = Path(__file__).resolve().parent
+
+
+class CMakeLibrary(Extension):
+    def __init__(self) -> None:
+        super().__init__("modgap.lib.libmodgap", sources=[])
+
+
+class BuildLibmodgap(build_ext):
+    def build_extension(self, ext: Extension) -> None:
+        import torch
+
+        build_dir = Path(os.environ.get("MODGAP_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
+        cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
+        if cmake is None:
+            raise RuntimeError("cmake was not found; `pip install cmake ninja` first")
+        if not (build_dir / "CMakeCache.txt").exists():
+            args = [cmake, "-S", str(ROOT), "-B", str(build_dir),
+                    f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", "-DCMAKE_BUILD_TYPE=Release"]
+            if shutil.which("ninja", path=str(Path(sys.executable).parent)) or shutil.which("ninja"):
+                args += ["-G", "Ninja"]
+            if "MODGAP_USE_CUDA" in os.environ:
+                args.append(f"-DMODGAP_USE_CUDA={os.environ['MODGAP_USE_CUDA']}")
+            if "TORCH_CUDA_ARCH_LIST" in os.environ:
+                args.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
+            subprocess.check_call(args)
+        jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
+        subprocess.check_call([cmake, "--build", str(build_dir), "--target", "modgap", "-j", jobs])
+        built = (build_dir / "libmodgap.so").resolve()
+        target = Path(self.get_ext_fullpath(ext.name)).with_name("libmodgap.so")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(built, target)
+
+
+setup(ext_modules=[CMakeLibrary()], cmdclass={"build_ext": BuildLibmodgap})
