@@ -11,6 +11,8 @@ at::Tensor atp_loss(at::TensorList embeddings, int64_t anchor) {
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("modgap::atp_loss", "")
                        .typed<at::Tensor(at::TensorList, int64_t)>();
+  // An empty list carries no device, so the dispatcher could not reach the kernels' own checks.
+  TORCH_CHECK_VALUE(!embeddings.empty(), "modgap::atp_loss: expected at least 2 modalities in `embeddings`, got 0");
   return op.call(embeddings, anchor);
 }
 

@@ -13,6 +13,8 @@ at::Tensor centroid_uniformity(at::TensorList embeddings, double t, bool normali
   static auto op = c10::Dispatcher::singleton()
                        .findSchemaOrThrow("modgap::centroid_uniformity", "")
                        .typed<at::Tensor(at::TensorList, double, bool)>();
+  // An empty list carries no device, so the dispatcher could not reach the kernels' own checks.
+  TORCH_CHECK_VALUE(!embeddings.empty(), "modgap::centroid_uniformity: expected at least 2 modalities in `embeddings`, got 0");
   return op.call(embeddings, t, normalize);
 }
 

@@ -28,6 +28,7 @@ def atp_loss(embeddings: List[torch.Tensor], anchor: int = 0) -> torch.Tensor:
     The embeddings are used as given (the reference code L2-normalises them before the loss; the op
     does not).
     """
+    _check_not_empty("atp_loss", embeddings)
     return torch.ops.modgap.atp_loss(embeddings, anchor)
 
 
@@ -39,7 +40,14 @@ def centroid_uniformity(embeddings: List[torch.Tensor], t: float = 2.0, normaliz
     ``lunif_loss(F.normalize(compute_centroids_only(a, b)), t)``. Eq. 8 of the paper equals this value
     plus the constant ``log(N-1)`` (same gradients). The N x N distance matrix is never materialised.
     """
+    _check_not_empty("centroid_uniformity", embeddings)
     return torch.ops.modgap.centroid_uniformity(embeddings, t, normalize)
+
+
+def _check_not_empty(op: str, embeddings: List[torch.Tensor]) -> None:
+    # An empty list carries no device, so the dispatcher could not even reach the kernels' checks.
+    if len(embeddings) == 0:
+        raise ValueError(f"modgap::{op}: expected at least 2 modalities in `embeddings`, got 0")
 
 
 def cuda_version() -> int:

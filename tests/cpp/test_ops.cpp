@@ -105,6 +105,8 @@ TEST(CentroidUniformity, Float32AccumulatesLikeFloat64) {
 
 TEST(Errors, NameTheArgumentAndTheExpectation) {
   auto z = random_embeddings(2, 8, 4, false, 1);
+  EXPECT_NE(error_of([&] { modgap::centroid_uniformity({}); }).find("expected at least 2 modalities in `embeddings`, got 0"),
+            std::string::npos);
   EXPECT_NE(error_of([&] { modgap::atp_loss({z[0]}); }).find("expected at least 2 modalities in `embeddings`, got 1"),
             std::string::npos);
   EXPECT_NE(error_of([&] { modgap::centroid_uniformity({z[0], torch::randn({8, 3}, torch::kFloat64)}); })

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+import modgap  # noqa: F401  (loads the operator library)
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+requires_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine")
+
+
+def make_embeddings(num_modalities, n, d, dtype=torch.float64, device="cpu", seed=0, requires_grad=False,
+                    normalize=False):
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(num_modalities):
+        z = torch.randn(n, d, generator=generator, dtype=torch.float64)
+        if normalize:
+            z = torch.nn.functional.normalize(z, dim=-1)
+        out.append(z.to(device=device, dtype=dtype).requires_grad_(requires_grad))
+    return out
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    return request.param

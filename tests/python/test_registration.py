@@ -1,0 +1,108 @@
+"""Dispatcher registration: opcheck on every op, torch.compile(fullgraph, dynamic) and torch.export with
+the C++ Meta and Autograd kernels only (no Python registration exists), and library loading."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import modgap
+from conftest import make_embeddings
+
+ops = torch.ops.modgap
+
+
+def _opcheck_samples(device):
+    z = make_embeddings(3, 12, 5, device=device, seed=1, requires_grad=True)
+    z32 = make_embeddings(2, 9, 4, dtype=torch.float32, device=device, seed=2, requires_grad=True)
+    zh = make_embeddings(2, 9, 4, dtype=torch.bfloat16, device=device, seed=2)
+    grad = torch.tensor(0.7, dtype=torch.float64, device=device)
+    log_pair_sum = ops._centroid_uniformity_forward([x.detach() for x in z], 2.0, True)[1]
+    return [
+        (ops.atp_loss.default, (z, 1)),
+        (ops.atp_loss.default, (z32, 0)),
+        (ops.atp_loss.default, (zh, 0)),
+        (ops._atp_loss_backward.default, (grad, [x.detach() for x in z], 2)),
+        (ops.centroid_uniformity.default, (z, 2.0, True)),
+        (ops.centroid_uniformity.default, (z32, 0.5, False)),
+        (ops.centroid_uniformity.default, (zh, 2.0, True)),
+        (ops._centroid_uniformity_forward.default, ([x.detach() for x in z], 2.0, True)),
+        (ops._centroid_uniformity_backward.default, (grad, [x.detach() for x in z], log_pair_sum, 2.0, True)),
+    ]
+
+
+def test_opcheck_every_op(device):
+    for op, args in _opcheck_samples(device):
+        torch.library.opcheck(op, args)
+
+
+def test_every_op_has_cpu_meta_and_autograd_kernels():
+    for name in ("atp_loss", "_atp_loss_backward", "centroid_uniformity", "_centroid_uniformity_forward",
+                 "_centroid_uniformity_backward"):
+        qualified = f"modgap::{name}"
+        for key in ("CPU", "Meta", "Autograd"):
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(qualified, key), (qualified, key)
+        if modgap.cuda_version() > 0:
+            assert torch._C._dispatch_has_kernel_for_dispatch_key(qualified, "CUDA"), qualified
+
+
+def test_torch_compile_fullgraph_dynamic_matches_eager(device):
+    torch._dynamo.reset()
+    gap = modgap.nn.GapLoss(lambda1=0.5, lambda2=2.0)
+
+    def step(a, b):
+        return gap([a, b]) + (a * b).sum() * 1e-3
+
+    compiled = torch.compile(step, fullgraph=True, dynamic=True)
+    for n in (16, 24, 40):  # several sizes through one dynamic graph
+        eager_in = make_embeddings(2, n, 8, dtype=torch.float32, device=device, seed=n, requires_grad=True)
+        comp_in = [x.detach().clone().requires_grad_(True) for x in eager_in]
+        eager = step(*eager_in)
+        comp = compiled(*comp_in)
+        torch.testing.assert_close(comp, eager, rtol=1e-6, atol=1e-6)
+        eager.backward()
+        comp.backward()
+        for a, b in zip(eager_in, comp_in):
+            torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-7)
+
+
+def test_torch_export_keeps_the_ops():
+    class Model(torch.nn.Module):
+        def forward(self, a, b):
+            return ops.atp_loss([a, b], 0) + ops.centroid_uniformity([a, b], 2.0, True)
+
+    a, b = make_embeddings(2, 10, 4, dtype=torch.float32, seed=3)
+    n = torch.export.Dim("n", min=2)
+    exported = torch.export.export(Model(), (a, b), dynamic_shapes=({0: n}, {0: n}))
+    graph = str(exported.graph)
+    assert "modgap.atp_loss" in graph and "modgap.centroid_uniformity" in graph
+    a2, b2 = make_embeddings(2, 17, 4, dtype=torch.float32, seed=4)
+    torch.testing.assert_close(exported.module()(a2, b2), Model()(a2, b2))
+
+
+def test_meta_kernels_keep_symbolic_shapes():
+    a = torch.empty(7, 3, device="meta")
+    grads = ops._centroid_uniformity_backward(torch.empty((), device="meta"), [a, a], torch.empty((), device="meta"),
+                                              2.0, True)
+    assert [g.shape for g in grads] == [a.shape, a.shape] and grads[0].device.type == "meta"
+    loss, log_pair_sum = ops._centroid_uniformity_forward([a.half(), a.half()], 2.0, True)
+    assert loss.dtype == torch.float16 and log_pair_sum.dtype == torch.float32
+
+
+def test_library_path_and_direct_loading():
+    path = modgap.library_path()
+    assert os.path.isfile(path)
+    # A fresh interpreter can load the same file itself, without the package.
+    code = ("import torch; torch.ops.load_library(%r); "
+            "print(torch.ops.modgap.atp_loss([torch.ones(2, 2), torch.zeros(2, 2)]).item())" % path)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert float(out) == 2.0
+
+
+def test_internal_forward_refuses_gradients():
+    z = make_embeddings(2, 5, 3, seed=5, requires_grad=True)
+    with pytest.raises(RuntimeError, match="is internal and not differentiable"):
+        ops._centroid_uniformity_forward(z, 2.0, True)
