@@ -39,6 +39,7 @@ fi
 export PATH="$ROOT/.venv/bin:$PATH"
 
 BUILD_DIR="$ROOT/build/cmake"
+mkdir -p "$BUILD_DIR"
 if [ ! -f "$BUILD_DIR/CMakeCache.txt" ]; then
   log "configuring the C++ build in build/cmake"
   cmake -S "$ROOT" -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODGAP_BUILD_TESTS=ON \
