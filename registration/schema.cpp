@@ -35,15 +35,19 @@ TORCH_LIBRARY(modgap, m) {
         {at::Tag::pt2_compliant_tag});
 
   // Eq. 8/9: uniformity of the (normalised) per-sample centroids, as the reference code's
-  // lunif_loss(F.normalize(centroids)). The forward half also returns log(sum_{i<j} exp(-t d_ij))
-  // in the accumulation dtype, which the backward needs at full precision for half inputs.
+  // lunif_loss(F.normalize(centroids)). The internal forward half also returns, when compute_grad,
+  // dL/dc (gradient with respect to the centroids for an upstream gradient of 1, [N, D] in the
+  // accumulation dtype; an empty tensor otherwise): it is computed in the same pass over the pairs, so
+  // the backward half only scales it and hands 1/M of it to each modality.
   m.def("centroid_uniformity(Tensor[] embeddings, float t=2.0, bool normalize=True) -> Tensor",
         {at::Tag::pt2_compliant_tag});
-  m.def("_centroid_uniformity_forward(Tensor[] embeddings, float t, bool normalize) -> (Tensor, Tensor)",
-        {at::Tag::pt2_compliant_tag});
   m.def(
-      "_centroid_uniformity_backward(Tensor grad_output, Tensor[] embeddings, Tensor log_pair_sum, float t, "
-      "bool normalize) -> Tensor[]",
+      "_centroid_uniformity_forward(Tensor[] embeddings, float t, bool normalize, bool compute_grad) -> (Tensor, "
+      "Tensor)",
+      {at::Tag::pt2_compliant_tag});
+  m.def(
+      "_centroid_uniformity_backward(Tensor grad_output, Tensor centroid_grad, int num_modalities, ScalarType dtype) "
+      "-> Tensor[]",
       {at::Tag::pt2_compliant_tag});
 
   // ---- library information ----

@@ -105,11 +105,11 @@ std::vector<at::Tensor> atp_loss_backward_cpu_kernel(const at::Tensor& grad_outp
 at::Tensor atp_loss_forward_cpu(at::TensorList embeddings, int64_t anchor) {
   check_embeddings_metadata(kAtpLossName, embeddings, /*min_rows=*/1);
   check_anchor(kAtpLossName, anchor, static_cast<int64_t>(embeddings.size()));
-  check_embeddings_finite(kAtpLossName, embeddings);
   const auto z = contiguous_embeddings(embeddings);
   at::Tensor out;
   MODGAP_DISPATCH_FLOATING_TYPES(z[0].scalar_type(), "atp_loss_forward_cpu",
                                  [&] { out = atp_loss_forward_cpu_kernel<scalar_t>(z, anchor); });
+  check_loss_is_finite(kAtpLossName, out, embeddings);
   return out;
 }
 

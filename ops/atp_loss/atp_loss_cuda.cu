@@ -62,7 +62,6 @@ int grid_size_for(int64_t work_items) {
 at::Tensor atp_loss_forward_cuda(at::TensorList embeddings, int64_t anchor) {
   check_embeddings_metadata(kAtpLossName, embeddings, /*min_rows=*/1);
   check_anchor(kAtpLossName, anchor, static_cast<int64_t>(embeddings.size()));
-  check_embeddings_finite(kAtpLossName, embeddings);
   const c10::cuda::CUDAGuard device_guard(embeddings[0].device());
   const auto z = contiguous_embeddings(embeddings);
   const int64_t num_modalities = static_cast<int64_t>(z.size());
@@ -85,6 +84,7 @@ at::Tensor atp_loss_forward_cuda(at::TensorList embeddings, int64_t anchor) {
     }
     loss = (row_sums.sum() * atp::loss_scale<double>(num_modalities, rows)).to(z[0].scalar_type());
   });
+  check_loss_is_finite(kAtpLossName, loss, embeddings);
   return loss;
 }
 

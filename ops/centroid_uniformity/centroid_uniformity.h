@@ -12,25 +12,25 @@ namespace modgap {
 
 constexpr const char* kCentroidUniformityName = "modgap::centroid_uniformity";
 
-// Forward kernels return (loss in the input dtype, log_pair_sum in the accumulation dtype).
+// Forward kernels return (loss in the input dtype, dL/dc in the accumulation dtype or an empty tensor
+// when !compute_grad). The backward kernel is device-generic (a scale of dL/dc).
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cpu(at::TensorList embeddings, double t,
-                                                                   bool normalize);
-std::vector<at::Tensor> centroid_uniformity_backward_cpu(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                         const at::Tensor& log_pair_sum, double t, bool normalize);
-
+                                                                   bool normalize, bool compute_grad);
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cuda(at::TensorList embeddings, double t,
-                                                                    bool normalize);
-std::vector<at::Tensor> centroid_uniformity_backward_cuda(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                          const at::Tensor& log_pair_sum, double t, bool normalize);
+                                                                    bool normalize, bool compute_grad);
+std::vector<at::Tensor> centroid_uniformity_backward_kernel(const at::Tensor& grad_output,
+                                                            const at::Tensor& centroid_grad, int64_t num_modalities,
+                                                            at::ScalarType dtype);
 
 // Argument checks shared by the forward and backward kernels of every backend (no data read).
 void check_centroid_uniformity_arguments(const char* op, at::TensorList embeddings, double t);
 
 namespace detail {
 // Dispatcher calls of the internal forward/backward halves.
-std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward(at::TensorList embeddings, double t, bool normalize);
-std::vector<at::Tensor> centroid_uniformity_backward(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                     const at::Tensor& log_pair_sum, double t, bool normalize);
+std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward(at::TensorList embeddings, double t, bool normalize,
+                                                               bool compute_grad);
+std::vector<at::Tensor> centroid_uniformity_backward(const at::Tensor& grad_output, const at::Tensor& centroid_grad,
+                                                     int64_t num_modalities, at::ScalarType dtype);
 }  // namespace detail
 
 }  // namespace modgap

@@ -51,8 +51,7 @@ void row_logsumexp_cpu_kernel(const at::Tensor& tile, const at::Tensor& sq_norms
 }
 
 template <typename acc_t>
-void pair_weights_cpu_kernel(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, acc_t t,
-                             acc_t log_pair_sum) {
+void pair_logits_cpu_kernel(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, acc_t t) {
   const int64_t rows = tile.size(0);
   const int64_t cols = tile.size(1);
   acc_t* values = tile.mutable_data_ptr<acc_t>();
@@ -60,21 +59,22 @@ void pair_weights_cpu_kernel(at::Tensor& tile, const at::Tensor& sq_norms, int64
   at::parallel_for(0, rows, 8, [&](int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       const int64_t i = row0 + r;
-      const int64_t first = std::min(cols, std::max(col0, i + 1) - col0);
+      const int64_t first = std::min(cols, std::max(col0, i + 1) - col0);  // only pairs j > i
       acc_t* row = values + r * cols;
       const acc_t sq_i = sq[i];
-      std::fill(row, row + first, acc_t(0));
-      for (int64_t c = first; c < cols; ++c) {
-        row[c] = std::exp(cu::pair_logit<acc_t>(t, sq_i, sq[col0 + c], row[c]) - log_pair_sum);
+      std::fill(row, row + first, -std::numeric_limits<acc_t>::infinity());
+      for (int64_t c = first; c < cols; ++c) {  // plain arithmetic: the compiler vectorises it
+        row[c] = cu::pair_logit<acc_t>(t, sq_i, sq[col0 + c], row[c]);
       }
     }
   });
 }
 
 struct CentroidUniformityCpuEpilogue {
-  // 256 x 1024 float32 tiles (1 MiB) keep the GEMM efficient and the working set in cache.
-  static constexpr int64_t kTileRows = 256;
-  static constexpr int64_t kTileCols = 1024;
+  // 512 x 2048 float32 tiles (4 MiB): measured on 2 cores, BLAS runs ~1.5x faster on them than on
+  // 256 x 1024 tiles, and three of them stay well inside the memory budget.
+  static constexpr int64_t kTileRows = 512;
+  static constexpr int64_t kTileCols = 2048;
 
   static void row_logsumexp(const at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0,
                             double t, at::Tensor& row_max, at::Tensor& row_sum) {
@@ -83,11 +83,9 @@ struct CentroidUniformityCpuEpilogue {
     });
   }
 
-  static void pair_weights(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, double t,
-                           const at::Tensor& log_pair_sum) {
-    AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "centroid_uniformity_pair_weights_cpu", [&] {
-      pair_weights_cpu_kernel<scalar_t>(tile, sq_norms, row0, col0, static_cast<scalar_t>(t),
-                                        log_pair_sum.item<scalar_t>());
+  static void pair_logits(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, double t) {
+    AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "centroid_uniformity_pair_logits_cpu", [&] {
+      pair_logits_cpu_kernel<scalar_t>(tile, sq_norms, row0, col0, static_cast<scalar_t>(t));
     });
   }
 };
@@ -95,30 +93,26 @@ struct CentroidUniformityCpuEpilogue {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cpu(at::TensorList embeddings, double t,
-                                                                   bool normalize) {
+                                                                   bool normalize, bool compute_grad) {
   check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
-  check_embeddings_finite(kCentroidUniformityName, embeddings);
-  return cu::centroid_uniformity_forward_tiled<CentroidUniformityCpuEpilogue>(embeddings, t, normalize);
-}
-
-std::vector<at::Tensor> centroid_uniformity_backward_cpu(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                         const at::Tensor& log_pair_sum, double t, bool normalize) {
-  check_centroid_uniformity_arguments("modgap::_centroid_uniformity_backward", embeddings, t);
-  check_grad_output("modgap::_centroid_uniformity_backward", grad_output, embeddings[0]);
-  return cu::centroid_uniformity_backward_tiled<CentroidUniformityCpuEpilogue>(grad_output, embeddings,
-                                                                              log_pair_sum, t, normalize);
+  auto result = compute_grad
+                    ? cu::centroid_uniformity_forward_with_gradient_tiled<CentroidUniformityCpuEpilogue>(embeddings, t,
+                                                                                                       normalize)
+                    : cu::centroid_uniformity_forward_tiled<CentroidUniformityCpuEpilogue>(embeddings, t, normalize);
+  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
+  return result;
 }
 
 namespace {
 at::Tensor centroid_uniformity_cpu(at::TensorList embeddings, double t, bool normalize) {
-  return std::get<0>(centroid_uniformity_forward_cpu(embeddings, t, normalize));
+  return std::get<0>(centroid_uniformity_forward_cpu(embeddings, t, normalize, /*compute_grad=*/false));
 }
 }  // namespace
 
 TORCH_LIBRARY_IMPL(modgap, CPU, m) {
   m.impl("centroid_uniformity", &centroid_uniformity_cpu);
   m.impl("_centroid_uniformity_forward", &centroid_uniformity_forward_cpu);
-  m.impl("_centroid_uniformity_backward", &centroid_uniformity_backward_cpu);
+  m.impl("_centroid_uniformity_backward", &centroid_uniformity_backward_kernel);
 }
 
 }  // namespace modgap

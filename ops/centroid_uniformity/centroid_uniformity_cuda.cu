@@ -1,7 +1,7 @@
 // CUDA kernels of centroid_uniformity: the two O(N^2) tile epilogues. The tiling (cuBLAS GEMM per
 // tile, O(N D) steps in ATen) is shared with the CPU: centroid_uniformity_tiled.h. Every launch goes
-// to the current stream and reads the backward's scalars (upstream gradient, log_pair_sum) from
-// device memory, so there is no host synchronisation besides the NaN/Inf input check.
+// to the current stream and the backward's upstream gradient is read from
+// device memory, so there is no host synchronisation besides reading the loss to check it is finite.
 //
 // These kernels are the correct, straightforward version: fp32/fp64 GEMMs through cuBLAS plus a
 // fused epilogue. The fused tensor-core kernels for CLIP-scale batches are tracked separately.
@@ -52,19 +52,16 @@ __global__ void row_logsumexp_cuda_kernel(const acc_t* __restrict__ dots, const 
   }
 }
 
-// w_ij = exp(-t d_ij - log_pair_sum) for j > i, 0 otherwise, written over the tile of dot products.
+// x_ij = -t d_ij for the pairs j > i, -inf elsewhere, written over the tile of dot products.
 template <typename acc_t>
-__global__ void pair_weights_cuda_kernel(acc_t* __restrict__ tile, const acc_t* __restrict__ sq_norms,
-                                         int64_t rows, int64_t cols, int64_t row0, int64_t col0, acc_t t,
-                                         const acc_t* __restrict__ log_pair_sum) {
-  const acc_t log_sum = *log_pair_sum;
+__global__ void pair_logits_cuda_kernel(acc_t* __restrict__ tile, const acc_t* __restrict__ sq_norms, int64_t rows,
+                                        int64_t cols, int64_t row0, int64_t col0, acc_t t) {
   const int64_t numel = rows * cols;
   for (int64_t index = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; index < numel;
        index += static_cast<int64_t>(blockDim.x) * gridDim.x) {
     const int64_t i = row0 + index / cols;
     const int64_t j = col0 + index % cols;
-    tile[index] = j > i ? cu::exp_acc<acc_t>(cu::pair_logit<acc_t>(t, sq_norms[i], sq_norms[j], tile[index]) - log_sum)
-                        : acc_t(0);
+    tile[index] = j > i ? cu::pair_logit<acc_t>(t, sq_norms[i], sq_norms[j], tile[index]) : acc_t(-INFINITY);
   }
 }
 
@@ -74,7 +71,8 @@ int grid_size_for(int64_t work_items) {
 }
 
 struct CentroidUniformityCudaEpilogue {
-  // 2048 x 8192 float32 tiles (64 MiB): large enough for cuBLAS to run near its peak.
+  // 2048 x 8192 float32 tiles (64 MiB each, three live with gradients): large enough for cuBLAS to
+  // run near its peak.
   static constexpr int64_t kTileRows = 2048;
   static constexpr int64_t kTileCols = 8192;
 
@@ -93,15 +91,14 @@ struct CentroidUniformityCudaEpilogue {
     });
   }
 
-  static void pair_weights(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, double t,
-                           const at::Tensor& log_pair_sum) {
+  static void pair_logits(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0, double t) {
     const int64_t rows = tile.size(0);
     const int64_t cols = tile.size(1);
     const auto stream = at::cuda::getCurrentCUDAStream();
-    AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "centroid_uniformity_pair_weights_cuda", [&] {
-      pair_weights_cuda_kernel<scalar_t><<<grid_size_for(rows * cols), kThreadsPerBlock, 0, stream>>>(
+    AT_DISPATCH_FLOATING_TYPES(tile.scalar_type(), "centroid_uniformity_pair_logits_cuda", [&] {
+      pair_logits_cuda_kernel<scalar_t><<<grid_size_for(rows * cols), kThreadsPerBlock, 0, stream>>>(
           tile.mutable_data_ptr<scalar_t>(), sq_norms.const_data_ptr<scalar_t>(), rows, cols, row0, col0,
-          static_cast<scalar_t>(t), log_pair_sum.const_data_ptr<scalar_t>());
+          static_cast<scalar_t>(t));
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     });
   }
@@ -110,32 +107,27 @@ struct CentroidUniformityCudaEpilogue {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cuda(at::TensorList embeddings, double t,
-                                                                    bool normalize) {
+                                                                    bool normalize, bool compute_grad) {
   check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
-  check_embeddings_finite(kCentroidUniformityName, embeddings);
   const c10::cuda::CUDAGuard device_guard(embeddings[0].device());
-  return cu::centroid_uniformity_forward_tiled<CentroidUniformityCudaEpilogue>(embeddings, t, normalize);
-}
-
-std::vector<at::Tensor> centroid_uniformity_backward_cuda(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                          const at::Tensor& log_pair_sum, double t, bool normalize) {
-  check_centroid_uniformity_arguments("modgap::_centroid_uniformity_backward", embeddings, t);
-  check_grad_output("modgap::_centroid_uniformity_backward", grad_output, embeddings[0]);
-  const c10::cuda::CUDAGuard device_guard(embeddings[0].device());
-  return cu::centroid_uniformity_backward_tiled<CentroidUniformityCudaEpilogue>(grad_output, embeddings,
-                                                                               log_pair_sum, t, normalize);
+  auto result = compute_grad
+                    ? cu::centroid_uniformity_forward_with_gradient_tiled<CentroidUniformityCudaEpilogue>(embeddings, t,
+                                                                                                        normalize)
+                    : cu::centroid_uniformity_forward_tiled<CentroidUniformityCudaEpilogue>(embeddings, t, normalize);
+  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
+  return result;
 }
 
 namespace {
 at::Tensor centroid_uniformity_cuda(at::TensorList embeddings, double t, bool normalize) {
-  return std::get<0>(centroid_uniformity_forward_cuda(embeddings, t, normalize));
+  return std::get<0>(centroid_uniformity_forward_cuda(embeddings, t, normalize, /*compute_grad=*/false));
 }
 }  // namespace
 
 TORCH_LIBRARY_IMPL(modgap, CUDA, m) {
   m.impl("centroid_uniformity", &centroid_uniformity_cuda);
   m.impl("_centroid_uniformity_forward", &centroid_uniformity_forward_cuda);
-  m.impl("_centroid_uniformity_backward", &centroid_uniformity_backward_cuda);
+  m.impl("_centroid_uniformity_backward", &centroid_uniformity_backward_kernel);
 }
 
 }  // namespace modgap

@@ -32,10 +32,11 @@ constexpr double kNormEps = 1e-12;
 
 // Logit of the pair (i, j): -t ||u_i - u_j||^2 from the GEMM entry. The distance is clamped at 0:
 // rounding in |a|^2 + |b|^2 - 2 a.b can make it slightly negative for (near-)identical centroids.
+// Written so that a NaN distance stays NaN (and reaches the finite-loss check).
 template <typename acc_t>
 MODGAP_HOST_DEVICE acc_t pair_logit(acc_t t, acc_t sq_norm_i, acc_t sq_norm_j, acc_t dot_ij) {
   acc_t dist = sq_norm_i + sq_norm_j - acc_t(2) * dot_ij;
-  dist = dist > acc_t(0) ? dist : acc_t(0);
+  dist = dist < acc_t(0) ? acc_t(0) : dist;
   return -t * dist;
 }
 

@@ -10,23 +10,27 @@ namespace modgap {
 namespace {
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_meta(at::TensorList embeddings, double t,
-                                                                    bool normalize) {
+                                                                    bool normalize, bool compute_grad) {
   check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
   const auto options = embeddings[0].options();
-  return {at::empty({}, options),
-          at::empty({}, options.dtype(cu::accumulation_dtype(embeddings[0].scalar_type())))};
+  const auto acc_options = options.dtype(cu::accumulation_dtype(embeddings[0].scalar_type()));
+  at::Tensor centroid_grad = compute_grad
+                                 ? at::empty_symint({embeddings[0].sym_size(0), embeddings[0].sym_size(1)}, acc_options)
+                                 : at::empty({0}, acc_options);
+  return {at::empty({}, options), centroid_grad};
 }
 
 at::Tensor centroid_uniformity_meta(at::TensorList embeddings, double t, bool normalize) {
-  return std::get<0>(centroid_uniformity_forward_meta(embeddings, t, normalize));
+  return std::get<0>(centroid_uniformity_forward_meta(embeddings, t, normalize, /*compute_grad=*/false));
 }
 
-std::vector<at::Tensor> centroid_uniformity_backward_meta(const at::Tensor& grad_output, at::TensorList embeddings,
-                                                          const at::Tensor& log_pair_sum, double t, bool normalize) {
-  check_centroid_uniformity_arguments("modgap::_centroid_uniformity_backward", embeddings, t);
+std::vector<at::Tensor> centroid_uniformity_backward_meta(const at::Tensor& grad_output, const at::Tensor& centroid_grad,
+                                                          int64_t num_modalities, at::ScalarType dtype) {
+  TORCH_CHECK_VALUE(num_modalities >= 2, "modgap::_centroid_uniformity_backward: `num_modalities` must be >= 2, got ",
+                    num_modalities);
   std::vector<at::Tensor> grads;
-  for (const auto& z : embeddings) {
-    grads.push_back(at::empty_like(z, at::MemoryFormat::Contiguous));
+  for (int64_t m = 0; m < num_modalities; ++m) {
+    grads.push_back(at::empty_like(centroid_grad, centroid_grad.options().dtype(dtype), at::MemoryFormat::Contiguous));
   }
   return grads;
 }

@@ -81,6 +81,20 @@ void check_embeddings_finite(const char* op, at::TensorList embeddings) {
   }
 }
 
+void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings) {
+#ifdef MODGAP_WITH_CUDA
+  if (loss.is_cuda() && at::cuda::currentStreamCaptureStatus() != at::cuda::CaptureStatus::None) {
+    return;
+  }
+#endif
+  if (std::isfinite(loss.item<double>())) {
+    return;
+  }
+  check_embeddings_finite(op, embeddings);  // throws, naming the modality, if an input is NaN/Inf
+  TORCH_CHECK_VALUE(false, op, ": the loss is not finite although every embedding is; the squared distances "
+                    "overflow the accumulation dtype (rescale the embeddings)");
+}
+
 void check_anchor(const char* op, int64_t anchor, int64_t num_modalities) {
   TORCH_CHECK_VALUE(anchor >= 0 && anchor < num_modalities, op, ": `anchor` must index one of the ",
                     num_modalities, " modalities (0 <= anchor < ", num_modalities, "), got ", anchor);

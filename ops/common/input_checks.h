@@ -18,6 +18,11 @@ void check_embeddings_metadata(const char* op, at::TensorList embeddings, int64_
 // while a CUDA graph is being captured, where a sync is not allowed.
 void check_embeddings_finite(const char* op, at::TensorList embeddings);
 
+// Checks a computed loss: if it is NaN or Inf, names the modality holding NaN/Inf values (or reports
+// an overflow when every input is finite). Costs nothing beyond reading one scalar on the happy
+// path (a device sync on CUDA, skipped during CUDA graph capture).
+void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings);
+
 void check_anchor(const char* op, int64_t anchor, int64_t num_modalities);
 
 void check_temperature(const char* op, double t);

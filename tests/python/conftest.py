@@ -1,5 +1,12 @@
 from __future__ import annotations
 
+import os
+import tempfile
+
+# A fresh Inductor cache per test session: cached compiled graphs embed op calls, and a cache left by an
+# older build of the library (another op schema) must not be replayed against this one.
+os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="modgap-inductor-")
+
 import pytest
 import torch
 

@@ -20,7 +20,7 @@ def _opcheck_samples(device):
     z32 = make_embeddings(2, 9, 4, dtype=torch.float32, device=device, seed=2, requires_grad=True)
     zh = make_embeddings(2, 9, 4, dtype=torch.bfloat16, device=device, seed=2)
     grad = torch.tensor(0.7, dtype=torch.float64, device=device)
-    log_pair_sum = ops._centroid_uniformity_forward([x.detach() for x in z], 2.0, True)[1]
+    centroid_grad = ops._centroid_uniformity_forward([x.detach() for x in z], 2.0, True, True)[1]
     return [
         (ops.atp_loss.default, (z, 1)),
         (ops.atp_loss.default, (z32, 0)),
@@ -29,8 +29,10 @@ def _opcheck_samples(device):
         (ops.centroid_uniformity.default, (z, 2.0, True)),
         (ops.centroid_uniformity.default, (z32, 0.5, False)),
         (ops.centroid_uniformity.default, (zh, 2.0, True)),
-        (ops._centroid_uniformity_forward.default, ([x.detach() for x in z], 2.0, True)),
-        (ops._centroid_uniformity_backward.default, (grad, [x.detach() for x in z], log_pair_sum, 2.0, True)),
+        (ops._centroid_uniformity_forward.default, ([x.detach() for x in z], 2.0, True, True)),
+        (ops._centroid_uniformity_forward.default, ([x.detach() for x in z32], 2.0, False, False)),
+        (ops._centroid_uniformity_backward.default, (grad, centroid_grad, 3, torch.float64)),
+        (ops._centroid_uniformity_backward.default, (grad.float(), centroid_grad.float(), 2, torch.bfloat16)),
     ]
 
 
@@ -85,11 +87,12 @@ def test_torch_export_keeps_the_ops():
 
 def test_meta_kernels_keep_symbolic_shapes():
     a = torch.empty(7, 3, device="meta")
-    grads = ops._centroid_uniformity_backward(torch.empty((), device="meta"), [a, a], torch.empty((), device="meta"),
-                                              2.0, True)
+    grads = ops._centroid_uniformity_backward(torch.empty((), device="meta"), a, 2, torch.float16)
     assert [g.shape for g in grads] == [a.shape, a.shape] and grads[0].device.type == "meta"
-    loss, log_pair_sum = ops._centroid_uniformity_forward([a.half(), a.half()], 2.0, True)
-    assert loss.dtype == torch.float16 and log_pair_sum.dtype == torch.float32
+    assert grads[0].dtype == torch.float16
+    loss, centroid_grad = ops._centroid_uniformity_forward([a.half(), a.half()], 2.0, True, True)
+    assert loss.dtype == torch.float16 and centroid_grad.dtype == torch.float32 and centroid_grad.shape == a.shape
+    assert ops._centroid_uniformity_forward([a, a], 2.0, True, False)[1].shape == (0,)
 
 
 def test_library_path_and_direct_loading():
@@ -105,4 +108,4 @@ def test_library_path_and_direct_loading():
 def test_internal_forward_refuses_gradients():
     z = make_embeddings(2, 5, 3, seed=5, requires_grad=True)
     with pytest.raises(RuntimeError, match="is internal and not differentiable"):
-        ops._centroid_uniformity_forward(z, 2.0, True)
+        ops._centroid_uniformity_forward(z, 2.0, True, True)
