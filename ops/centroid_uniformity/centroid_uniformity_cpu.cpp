@@ -94,13 +94,7 @@ struct CentroidUniformityCpuEpilogue {
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cpu(at::TensorList embeddings, double t,
                                                                    bool normalize, bool compute_grad) {
-  check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
-  auto result = compute_grad
-                    ? cu::centroid_uniformity_forward_with_gradient_tiled<CentroidUniformityCpuEpilogue>(embeddings, t,
-                                                                                                       normalize)
-                    : cu::centroid_uniformity_forward_tiled<CentroidUniformityCpuEpilogue>(embeddings, t, normalize);
-  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
-  return result;
+  return cu::centroid_uniformity_forward_checked<CentroidUniformityCpuEpilogue>(embeddings, t, normalize, compute_grad);
 }
 
 namespace {

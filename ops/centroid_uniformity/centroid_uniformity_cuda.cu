@@ -108,14 +108,10 @@ struct CentroidUniformityCudaEpilogue {
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cuda(at::TensorList embeddings, double t,
                                                                     bool normalize, bool compute_grad) {
+  // Checked before the guard so that a CPU tensor among CUDA ones gets the device-mismatch message.
   check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
   const c10::cuda::CUDAGuard device_guard(embeddings[0].device());
-  auto result = compute_grad
-                    ? cu::centroid_uniformity_forward_with_gradient_tiled<CentroidUniformityCudaEpilogue>(embeddings, t,
-                                                                                                        normalize)
-                    : cu::centroid_uniformity_forward_tiled<CentroidUniformityCudaEpilogue>(embeddings, t, normalize);
-  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
-  return result;
+  return cu::centroid_uniformity_forward_checked<CentroidUniformityCudaEpilogue>(embeddings, t, normalize, compute_grad);
 }
 
 namespace {

@@ -28,7 +28,9 @@
 #include <tuple>
 #include <vector>
 
+#include "ops/centroid_uniformity/centroid_uniformity.h"
 #include "ops/centroid_uniformity/centroid_uniformity_math.h"
+#include "ops/common/input_checks.h"
 
 namespace modgap {
 namespace cu {
@@ -169,6 +171,18 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_til
     grad.addcmul_(u, dot, -1.0).div_(centroids.norms.clamp_min(kNormEps));
   }
   return {loss, grad};
+}
+
+// The backend-independent body of the forward kernels: checks, then the tiled pass with or without
+// dL/dc, then the finite-loss check (which names a modality holding NaN/Inf).
+template <class Epilogue>
+std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_checked(at::TensorList embeddings, double t,
+                                                                       bool normalize, bool compute_grad) {
+  check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
+  auto result = compute_grad ? centroid_uniformity_forward_with_gradient_tiled<Epilogue>(embeddings, t, normalize)
+                             : centroid_uniformity_forward_tiled<Epilogue>(embeddings, t, normalize);
+  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
+  return result;
 }
 
 // Gradients of the M modalities from dL/dc: c_i is their mean (eq. 9), so each gets g * dL/dc / M.
