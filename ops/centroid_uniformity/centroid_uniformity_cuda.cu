@@ -1,12 +1,12 @@
 // CUDA kernels of centroid_uniformity: the two O(N^2) tile epilogues. The tiling (cuBLAS GEMM per
-// tile, O(N D) steps in ATen) is shared with the CPU: centroid_uniformity_tiled.h. Every launch goes
-// to the current stream and the backward's upstream gradient is read from
-// device memory, so there is no host synchronisation besides reading the loss to check it is finite.
+// tile, O(N D) steps in ATen) and the backward (a scale of the saved dL/dc) are shared with the CPU:
+// centroid_uniformity_tiled.h. Every launch goes to the current stream; the only host
+// synchronisation is reading the loss to check it is finite.
 //
 // These kernels are the correct, straightforward version: fp32/fp64 GEMMs through cuBLAS plus a
 // fused epilogue. The fused tensor-core kernels for CLIP-scale batches are tracked separately.
 #include <ATen/cuda/CUDAContext.h>
-#include <c10/cuda/CUDAGuard.h>
+#include <c10/core/DeviceGuard.h>
 #include <torch/library.h>
 
 #include "ops/centroid_uniformity/centroid_uniformity.h"
@@ -108,9 +108,9 @@ struct CentroidUniformityCudaEpilogue {
 
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_cuda(at::TensorList embeddings, double t,
                                                                     bool normalize, bool compute_grad) {
-  // Checked before the guard so that a CPU tensor among CUDA ones gets the device-mismatch message.
-  check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
-  const c10::cuda::CUDAGuard device_guard(embeddings[0].device());
+  // A generic guard: a CPU tensor among CUDA ones must reach the device-mismatch check, which a
+  // CUDAGuard would pre-empt with its own error.
+  const c10::DeviceGuard device_guard(embeddings[0].device());
   return cu::centroid_uniformity_forward_checked<CentroidUniformityCudaEpilogue>(embeddings, t, normalize, compute_grad);
 }
 

@@ -14,8 +14,8 @@ namespace modgap {
 // shapes. `min_rows` is the smallest N the op is defined for.
 void check_embeddings_metadata(const char* op, at::TensorList embeddings, int64_t min_rows);
 
-// Checks the values: no NaN or Inf in any modality. Reads the data (a device sync on CUDA); skipped
-// while a CUDA graph is being captured, where a sync is not allowed.
+// Checks the values: no NaN or Inf in any modality, naming the first one that has some. Reads all the
+// data, so the kernels call it only through check_loss_is_finite, once a loss came out non-finite.
 void check_embeddings_finite(const char* op, at::TensorList embeddings);
 
 // Checks a computed loss: if it is NaN or Inf, names the modality holding NaN/Inf values (or reports
