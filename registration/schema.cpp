@@ -50,6 +50,37 @@ TORCH_LIBRARY(modgap, m) {
       "-> Tensor[]",
       {at::Tag::pt2_compliant_tag});
 
+  // ---- evaluation (no autograd; CPU and CUDA kernels, Meta kernels) ----
+  // Gap measures per modality pair on L2-normalised rows (eq. 2, 3; Tables 3, 4, 10; measures.md §2, §8).
+  m.def(
+      "gap_stats(Tensor[] embeddings, bool rmg_include_diagonal=False) -> (Tensor gap, Tensor cos_tp_mean, "
+      "Tensor cos_tp_var, Tensor pair_distance_mean, Tensor pair_distance_var, Tensor rmg, Tensor centroid_cosine, "
+      "Tensor angular_value)",
+      {at::Tag::pt2_compliant_tag});
+  // scikit-learn's homogeneity_completeness_v_measure.
+  m.def("vmeasure(Tensor labels_true, Tensor labels_pred, float beta=1.0) -> (Tensor homogeneity, Tensor "
+        "completeness, Tensor v_measure)",
+        {at::Tag::pt2_compliant_tag});
+  // k-means++ + Lloyd with scikit-learn's semantics (relative tol, strict convergence, empty clusters).
+  m.def("kmeans(Tensor x, int k, int max_iter=300, float tol=1e-4, int n_init=1, int seed=0) -> (Tensor "
+        "centroids, Tensor labels, Tensor inertia)",
+        {at::Tag::pt2_compliant_tag});
+  // KNeighborsClassifier(n_neighbors=k, weights="uniform").predict, tiled top-k.
+  m.def("knn_predict(Tensor train_x, Tensor train_y, Tensor query_x, int k=5, str metric=\"cosine\") -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  // Recall@K with one true gallery item per query, and with several (any of them in the top K).
+  m.def("retrieval_recall(Tensor queries, Tensor gallery, Tensor query_to_gallery, int[] ks) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  m.def("retrieval_recall_any(Tensor queries, Tensor gallery, Tensor gallery_to_query, int[] ks) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+
+  // One-call evaluation (internal; public entry points: modgap.evaluate() and modgap::evaluate() in
+  // <modgap/evaluate.h>): the result as JSON text and a readable table.
+  m.def(
+      "_evaluate(Tensor[] embeddings, str[] names, Tensor? labels, int[] ks, int n_clusters, int n_init, "
+      "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress) -> (str "
+      "json, str table)");
+
   // ---- library information ----
   m.def("_cuda_version() -> int", &modgap::cuda_version);
 }

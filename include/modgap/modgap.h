@@ -9,6 +9,8 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <string>
+#include <tuple>
 
 namespace modgap {
 
@@ -21,6 +23,34 @@ at::Tensor atp_loss(at::TensorList embeddings, int64_t anchor = 0);
 //   value = log( mean_{i<j} exp(-t ||mu_i - mu_j||^2) ).
 // Eq. 8 of the paper (a sum over i != j divided by N) equals this value plus log(N-1).
 at::Tensor centroid_uniformity(at::TensorList embeddings, double t = 2.0, bool normalize = true);
+
+// ---- evaluation (no autograd). Rows are L2-normalised inside where the measure is defined on unit
+// vectors; see the op comments in registration/schema.cpp and ops/<op>/<op>_kernel.cpp. ----
+
+// Per modality pair (M x M float64 matrices): gap (eq. 2), Cos TP mean/variance (eq. 3), pair distance
+// mean/variance, RMG (Schrodi et al., analysis form), centroid cosine; per modality: AV [M].
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> gap_stats(
+    at::TensorList embeddings, bool rmg_include_diagonal = false);
+
+// (homogeneity, completeness, V-measure) exactly as sklearn.metrics.homogeneity_completeness_v_measure.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> vmeasure(const at::Tensor& labels_true, const at::Tensor& labels_pred,
+                                                        double beta = 1.0);
+
+// k-means++ and Lloyd iterations as scikit-learn's KMeans: (centroids [k, D], labels [N], inertia).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kmeans(const at::Tensor& x, int64_t k, int64_t max_iter = 300,
+                                                      double tol = 1e-4, int64_t n_init = 1, int64_t seed = 0);
+
+// Majority vote of the k nearest training rows ("cosine" or "euclidean"); ties go to the smallest label.
+at::Tensor knn_predict(const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& query_x, int64_t k = 5,
+                       const std::string& metric = "cosine");
+
+// Recall@K (float64 [len(ks)]) of cosine retrieval; one true gallery item per query.
+at::Tensor retrieval_recall(const at::Tensor& queries, const at::Tensor& gallery, const at::Tensor& query_to_gallery,
+                            at::IntArrayRef ks);
+
+// Recall@K when query i owns the gallery items j with gallery_to_query[j] == i (hit: any in the top K).
+at::Tensor retrieval_recall_any(const at::Tensor& queries, const at::Tensor& gallery,
+                                const at::Tensor& gallery_to_query, at::IntArrayRef ks);
 
 // CUDA runtime version the library was compiled against (-1 for a CPU-only build).
 int64_t cuda_version();

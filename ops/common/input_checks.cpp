@@ -112,4 +112,47 @@ void check_grad_output(const char* op, const at::Tensor& grad_output, const at::
                     " but the embeddings are on ", like.device());
 }
 
+void check_matrix(const char* op, const char* name, const at::Tensor& x, int64_t min_rows) {
+  TORCH_CHECK_VALUE(x.defined(), op, ": `", name, "` is an undefined tensor");
+  TORCH_CHECK_VALUE(x.dim() == 2, op, ": `", name, "` must be a 2-D tensor [rows, D], got shape ",
+                    shape_string(x.sym_sizes()));
+  TORCH_CHECK_TYPE(is_supported_float(x.scalar_type()), op, ": `", name,
+                   "` must have a floating dtype (float32, float64, float16 or bfloat16), got ", x.scalar_type());
+  TORCH_CHECK_VALUE(x.sym_size(0) >= min_rows, op, ": `", name, "` must have at least ", min_rows,
+                    " rows, got shape ", shape_string(x.sym_sizes()));
+  TORCH_CHECK_VALUE(x.sym_size(1) >= 1, op, ": `", name, "` must have at least 1 column, got shape ",
+                    shape_string(x.sym_sizes()));
+}
+
+void check_same_columns(const char* op, const char* name_a, const at::Tensor& a, const char* name_b,
+                        const at::Tensor& b) {
+  TORCH_CHECK_VALUE(a.sym_size(1) == b.sym_size(1), op, ": `", name_b, "` has ", b.sym_size(1), " columns but `",
+                    name_a, "` has ", a.sym_size(1), "; both must live in the same D-dimensional space");
+  TORCH_CHECK_TYPE(a.scalar_type() == b.scalar_type(), op, ": `", name_b, "` has dtype ", b.scalar_type(),
+                   " but `", name_a, "` has dtype ", a.scalar_type(), "; both must have the same dtype");
+  TORCH_CHECK_VALUE(a.device() == b.device(), op, ": `", name_b, "` is on ", b.device(), " but `", name_a,
+                    "` is on ", a.device(), "; both must be on the same device");
+}
+
+void check_labels(const char* op, const char* name, const at::Tensor& labels, const c10::SymInt& expected_length,
+                  const at::Device& device) {
+  TORCH_CHECK_VALUE(labels.defined(), op, ": `", name, "` is an undefined tensor");
+  TORCH_CHECK_TYPE(at::isIntegralType(labels.scalar_type(), /*includeBool=*/false), op, ": `", name,
+                   "` must hold integer labels (int64, int32, ...), got dtype ", labels.scalar_type());
+  TORCH_CHECK_VALUE(labels.dim() == 1, op, ": `", name, "` must be a 1-D tensor of labels, got shape ",
+                    shape_string(labels.sym_sizes()));
+  TORCH_CHECK_VALUE(labels.sym_size(0) == expected_length, op, ": `", name, "` has ", labels.sym_size(0),
+                    " entries but ", expected_length, " were expected (one per row)");
+  TORCH_CHECK_VALUE(labels.device() == device, op, ": `", name, "` is on ", labels.device(), " but the data is on ",
+                    device, "; move both to the same device");
+}
+
+void check_finite(const char* op, const char* name, const at::Tensor& x) {
+  if (x.numel() == 0 || x.is_meta()) {
+    return;
+  }
+  TORCH_CHECK_VALUE(at::isfinite(x).all().item<bool>(), op, ": `", name,
+                    "` contains NaN or Inf values; the metrics would be meaningless");
+}
+
 }  // namespace modgap

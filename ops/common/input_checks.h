@@ -30,4 +30,21 @@ void check_temperature(const char* op, double t);
 // The gradient passed to a backward op: a scalar on the embeddings' device.
 void check_grad_output(const char* op, const at::Tensor& grad_output, const at::Tensor& like);
 
+// ---- evaluation ops (data matrices, labels, index maps) ----
+
+// `x` is a 2-D floating tensor [rows, D] with at least `min_rows` rows and 1 column.
+void check_matrix(const char* op, const char* name, const at::Tensor& x, int64_t min_rows);
+
+// `b` has the dtype, column count and device of `a` (both already checked with check_matrix).
+void check_same_columns(const char* op, const char* name_a, const at::Tensor& a, const char* name_b,
+                        const at::Tensor& b);
+
+// `labels` is a 1-D integer tensor (any integer dtype, not bool) of `expected_length` entries on `device`.
+void check_labels(const char* op, const char* name, const at::Tensor& labels, const c10::SymInt& expected_length,
+                  const at::Device& device);
+
+// Every value of `x` is finite; reads the data (the evaluation ops read it anyway), so a NaN in an
+// embedding is an error naming the argument instead of a silently wrong metric.
+void check_finite(const char* op, const char* name, const at::Tensor& x);
+
 }  // namespace modgap

@@ -6,7 +6,8 @@ The math lives in C++ (see the repository's ``ops/`` folder); these wrappers onl
 """
 from __future__ import annotations
 
-from typing import List
+import json
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -16,7 +17,21 @@ load_library()
 
 from . import nn  # noqa: E402  (needs the ops loaded)
 
-__all__ = ["atp_loss", "centroid_uniformity", "library_path", "cuda_version", "nn"]
+__all__ = [
+    "atp_loss",
+    "centroid_uniformity",
+    "gap_stats",
+    "vmeasure",
+    "kmeans",
+    "knn_predict",
+    "retrieval_recall",
+    "retrieval_recall_any",
+    "evaluate",
+    "format_evaluation",
+    "library_path",
+    "cuda_version",
+    "nn",
+]
 __version__ = "0.1.0"
 
 
@@ -53,3 +68,88 @@ def _check_not_empty(op: str, embeddings: List[torch.Tensor]) -> None:
 def cuda_version() -> int:
     """CUDA runtime version libmodgap was compiled against (e.g. 13000), or -1 for a CPU-only build."""
     return int(torch.ops.modgap._cuda_version())
+
+
+# ---- evaluation ------------------------------------------------------------------------------
+
+_GAP_STATS_FIELDS = ("gap", "cos_tp_mean", "cos_tp_var", "pair_distance_mean", "pair_distance_var", "rmg",
+                     "centroid_cosine", "angular_value")
+
+
+def gap_stats(embeddings: List[torch.Tensor], rmg_include_diagonal: bool = False) -> Dict[str, torch.Tensor]:
+    """Gap measures of M >= 2 modalities [N, D] (rows L2-normalised inside), as a dict of tensors.
+
+    Per modality pair (M x M, symmetric, float64): ``gap`` (eq. 2, centroid distance), ``cos_tp_mean`` /
+    ``cos_tp_var`` (eq. 3, Table 3), ``pair_distance_mean`` / ``pair_distance_var`` (Table 3; population
+    variances), ``rmg`` (Schrodi et al., analysis form; ``rmg_include_diagonal=True`` gives their
+    training-time form), ``centroid_cosine``; per modality ([M]): ``angular_value`` (AV, Table 10).
+    """
+    _check_not_empty("gap_stats", embeddings)
+    return dict(zip(_GAP_STATS_FIELDS, torch.ops.modgap.gap_stats(embeddings, rmg_include_diagonal)))
+
+
+def vmeasure(labels_true: torch.Tensor, labels_pred: torch.Tensor, beta: float = 1.0) -> Tuple[float, float, float]:
+    """(homogeneity, completeness, V-measure) exactly as ``sklearn.metrics.homogeneity_completeness_v_measure``."""
+    h, c, v = torch.ops.modgap.vmeasure(labels_true, labels_pred, beta)
+    return float(h), float(c), float(v)
+
+
+def kmeans(x: torch.Tensor, k: int, max_iter: int = 300, tol: float = 1e-4, n_init: int = 1, seed: int = 0):
+    """k-means++ + Lloyd with scikit-learn's semantics: returns (centroids [k, D], labels [N], inertia)."""
+    return torch.ops.modgap.kmeans(x, k, max_iter, tol, n_init, seed)
+
+
+def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Tensor, k: int = 5,
+                metric: str = "cosine") -> torch.Tensor:
+    """``KNeighborsClassifier(n_neighbors=k).predict``; vote ties go to the smallest label."""
+    return torch.ops.modgap.knn_predict(train_x, train_y, query_x, k, metric)
+
+
+def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, query_to_gallery: torch.Tensor,
+                     ks: Sequence[int] = (1, 5, 10)) -> torch.Tensor:
+    """Recall@K (fractions, float64) of cosine retrieval; ``query_to_gallery[i]`` is query i's true item."""
+    return torch.ops.modgap.retrieval_recall(queries, gallery, query_to_gallery, list(ks))
+
+
+def retrieval_recall_any(queries: torch.Tensor, gallery: torch.Tensor, gallery_to_query: torch.Tensor,
+                         ks: Sequence[int] = (1, 5, 10)) -> torch.Tensor:
+    """Recall@K when gallery item j belongs to query ``gallery_to_query[j]``; a hit when any of a query's
+    items is in its top K (image -> text with several captions per image, openai/CLIP #115)."""
+    return torch.ops.modgap.retrieval_recall_any(queries, gallery, gallery_to_query, list(ks))
+
+
+def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor] = None, *,
+             ks: Sequence[int] = (1, 5, 10), n_clusters: Optional[int] = None, knn_k: int = 5,
+             seed: int = 0, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
+             knn_metric: str = "cosine", test_fraction: float = 0.2, progress: bool = False) -> dict:
+    """Group-wise and instance-wise evaluation in one call (the C++ modgap::evaluate; the CLI prints the same).
+
+    ``embeddings`` maps modality names to [N, D] tensors whose row i is the same sample. Returns a dict
+    with ``protocol`` (every choice, echoed), ``pairs`` (per modality pair: gap, Cos TP, pair distance,
+    RMG, centroid cosine, Recall@K both directions), ``modalities`` (AV) and, when ``labels`` [N] are
+    given, ``clustering`` (V-measure of k-means on the union of all modalities, k = ``n_clusters`` or the
+    number of classes) and ``knn`` (accuracy per modality and joint on a seeded split).
+    """
+    if not isinstance(embeddings, dict) or len(embeddings) < 2:
+        raise ValueError("modgap.evaluate: `embeddings` must be a dict of at least 2 modalities {name: [N, D]}")
+    names = list(embeddings.keys())
+    text, _ = torch.ops.modgap._evaluate(
+        [embeddings[name] for name in names], names, labels, list(ks), 0 if n_clusters is None else int(n_clusters),
+        n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress)
+    return json.loads(text)
+
+
+def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor] = None, **options) -> str:
+    """The readable table `modgap eval` prints, for the same arguments as :func:`evaluate`."""
+    names = list(embeddings.keys())
+    defaults = dict(ks=(1, 5, 10), n_clusters=None, knn_k=5, seed=0, n_init=1, max_iter=300, tol=1e-4,
+                    knn_metric="cosine", test_fraction=0.2, progress=False)
+    unknown = set(options) - set(defaults)
+    if unknown:
+        raise TypeError(f"modgap.format_evaluation: unknown options {sorted(unknown)}")
+    o = {**defaults, **options}
+    _, table = torch.ops.modgap._evaluate(
+        [embeddings[name] for name in names], names, labels, list(o["ks"]),
+        0 if o["n_clusters"] is None else int(o["n_clusters"]), o["n_init"], o["max_iter"], o["tol"], o["knn_k"],
+        o["knn_metric"], o["test_fraction"], o["seed"], o["progress"])
+    return table

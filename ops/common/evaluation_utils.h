@@ -1,0 +1,40 @@
+// Helpers shared by the evaluation ops (gap_stats, kmeans, knn_predict, retrieval_recall).
+//
+// The evaluation ops are written once with ATen operations and registered for both the CPU and the
+// CUDA dispatch keys: their cost is dominated by matrix products (cuBLAS / MKL-DNN do those better than a
+// hand-written kernel would), by sorts (`unique`) and by O(N*D) reductions. What differs per device is
+// chosen here: tile sizes, and the deterministic way to sum rows per cluster.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace modgap::eval {
+
+// Arithmetic dtype: float64 for float64 inputs, float32 otherwise (half types are upcast).
+inline at::ScalarType compute_dtype(at::ScalarType input) {
+  return input == at::kDouble ? at::kDouble : at::kFloat;
+}
+
+// Rows divided by max(||row||, 1e-8) in the compute dtype. This is the normalisation every gap measure
+// is defined on (measures.md: "every measure is computed on L2-normalised embeddings"; norm clamp 1e-8
+// as Schrodi et al.'s code). A zero row stays zero.
+inline at::Tensor l2_normalize_rows(const at::Tensor& x) {
+  at::Tensor xc = x.to(compute_dtype(x.scalar_type()));
+  return xc / xc.norm(2, {1}, /*keepdim=*/true).clamp_min(1e-8);
+}
+
+// Rows per tile of a [rows x cols] score block so that a block holds about `budget` elements: 2^22
+// (16 MiB in float32) on the CPU, where it stays in the last-level cache's neighbourhood, and 2^26
+// (256 MiB) on a GPU, where larger GEMMs keep the tensor cores busy. Never an N x N buffer.
+inline int64_t tile_rows(int64_t cols, const at::Device& device) {
+  const int64_t budget = device.is_cuda() ? (int64_t{1} << 26) : (int64_t{1} << 22);
+  return std::max<int64_t>(1, budget / std::max<int64_t>(cols, 1));
+}
+
+// Gallery columns per tile for the query x gallery scans (kNN, Recall@K).
+inline int64_t tile_cols(const at::Device& device) { return device.is_cuda() ? 16384 : 4096; }
+
+}  // namespace modgap::eval

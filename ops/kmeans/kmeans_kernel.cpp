@@ -1,0 +1,236 @@
+// kmeans for CPU and CUDA tensors (one ATen implementation registered for both keys).
+//
+// scikit-learn's KMeans(init="k-means++", algorithm="lloyd") step by step (sklearn/cluster/_kmeans.py;
+// style-perf.md §4.3), because the paper's V-measures come from it (measures.md §9.2):
+//   * the data are centred on their mean first (as sklearn does for dense input) and the mean is added
+//     back to the centroids at the end;
+//   * k-means++: first centre uniform at random; then each centre is the best of 2 + floor(log k)
+//     candidates drawn with probability proportional to the squared distance to the nearest centre
+//     (the one that lowers the potential most);
+//   * Lloyd: assign to the nearest centre (ties: lowest index), recompute means; an empty cluster is
+//     re-seeded with the point farthest from its centre; stop when the labels do not change ("strict"
+//     convergence) or when sum ||c_new - c_old||^2 <= tol * mean_d var(x_d) (sklearn's relative tol);
+//     without strict convergence the labels are recomputed for the final centres;
+//   * n_init initialisations, the one with the lowest inertia wins (the first on ties).
+// Random numbers come from a CPU generator seeded with `seed` (one stream for all initialisations), so
+// a seed gives the same result on a given device. Per-cluster sums are index_add_ on the CPU
+// (sequential, deterministic) and a one-hot GEMM on CUDA (deterministic, unlike atomic index_add_).
+// Distances use ||x||^2 + ||c||^2 - 2 x.c in tiles of rows; no N x k buffer beyond one tile, no N x N.
+#include <torch/library.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cmath>
+#include <limits>
+
+#include "ops/common/evaluation_utils.h"
+#include "ops/common/input_checks.h"
+#include "ops/kmeans/kmeans.h"
+
+namespace modgap {
+
+namespace {
+
+// Squared Euclidean distances between the rows of `a` and of `x`, clamped at 0 like sklearn's
+// euclidean_distances: [rows(a), rows(x)]. Only used for the few k-means++ candidates.
+at::Tensor squared_distances(const at::Tensor& a, const at::Tensor& a_sq, const at::Tensor& x,
+                             const at::Tensor& x_sq) {
+  return at::addmm(a_sq.unsqueeze(1) + x_sq.unsqueeze(0), a, x.t(), 1.0, -2.0).clamp_min_(0.0);
+}
+
+// E-step: nearest centre of every row and the squared distance to it.
+std::pair<at::Tensor, at::Tensor> assign_to_nearest(const at::Tensor& x, const at::Tensor& x_sq,
+                                                    const at::Tensor& centers) {
+  const int64_t n = x.size(0);
+  const int64_t k = centers.size(0);
+  const at::Tensor c_sq = centers.pow(2).sum(1);
+  at::Tensor labels = at::empty({n}, x.options().dtype(at::kLong));
+  at::Tensor min_distance = at::empty({n}, x.options());
+  const int64_t rows = eval::tile_rows(k, x.device());
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t len = std::min(rows, n - start);
+    // ||c||^2 - 2 x.c orders the centres like the full distance (||x||^2 is constant in a row).
+    const at::Tensor partial = at::addmm(c_sq.unsqueeze(0), x.narrow(0, start, len), centers.t(), 1.0, -2.0);
+    const auto [value, index] = partial.min(1);
+    labels.narrow(0, start, len).copy_(index);
+    min_distance.narrow(0, start, len).copy_((value + x_sq.narrow(0, start, len)).clamp_min_(0.0));
+  }
+  return {labels, min_distance};
+}
+
+// Sum of the rows of each cluster, [k, D], deterministic on both devices.
+at::Tensor cluster_sums(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
+  at::Tensor sums = at::zeros({k, x.size(1)}, x.options());
+  if (!x.is_cuda()) {
+    return sums.index_add_(0, labels, x);
+  }
+  const int64_t n = x.size(0);
+  const int64_t rows = eval::tile_rows(k, x.device());
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t len = std::min(rows, n - start);
+    const at::Tensor one_hot = at::one_hot(labels.narrow(0, start, len), k).to(x.scalar_type());
+    sums.addmm_(one_hot.t(), x.narrow(0, start, len));
+  }
+  return sums;
+}
+
+// Exact inertia sum_i ||x_i - c_{label_i}||^2 in float64 (not the expanded form, which cancels).
+at::Tensor exact_inertia(const at::Tensor& x, const at::Tensor& labels, const at::Tensor& centers) {
+  at::Tensor total = at::zeros({}, x.options().dtype(at::kDouble));
+  const int64_t n = x.size(0);
+  const int64_t rows = eval::tile_rows(x.size(1), x.device());
+  for (int64_t start = 0; start < n; start += rows) {
+    const int64_t len = std::min(rows, n - start);
+    const at::Tensor diff = x.narrow(0, start, len) - centers.index_select(0, labels.narrow(0, start, len));
+    total += diff.pow(2).sum(at::kDouble);
+  }
+  return total;
+}
+
+// k-means++ (sklearn's _kmeans_plusplus with n_local_trials = 2 + floor(log k)).
+at::Tensor kmeans_plusplus(const at::Tensor& x, const at::Tensor& x_sq, int64_t k, at::Generator& generator) {
+  const int64_t n = x.size(0);
+  const int64_t n_local_trials = 2 + static_cast<int64_t>(std::log(static_cast<double>(k)));
+  const auto cpu_long = at::TensorOptions().dtype(at::kLong);
+  const auto cpu_double = at::TensorOptions().dtype(at::kDouble);
+  at::Tensor centers = at::empty({k, x.size(1)}, x.options());
+
+  const at::Tensor first = at::randint(n, {1}, generator, cpu_long).to(x.device());
+  centers.narrow(0, 0, 1).copy_(x.index_select(0, first));
+  at::Tensor closest = squared_distances(x.index_select(0, first), x_sq.index_select(0, first), x, x_sq)[0];
+  at::Tensor potential = closest.sum(at::kDouble);
+  for (int64_t c = 1; c < k; ++c) {
+    const at::Tensor uniforms = at::rand({n_local_trials}, generator, cpu_double).to(x.device());
+    const at::Tensor cumulative = closest.cumsum(0, at::kDouble);
+    at::Tensor candidates = at::searchsorted(cumulative, uniforms * potential).clamp_max_(n - 1);
+    at::Tensor distances =
+        at::minimum(closest.unsqueeze(0),
+                    squared_distances(x.index_select(0, candidates), x_sq.index_select(0, candidates), x, x_sq));
+    const at::Tensor candidate_potentials = distances.sum(1, /*keepdim=*/false, at::kDouble);
+    const at::Tensor best = candidate_potentials.argmin();
+    potential = candidate_potentials.index_select(0, best.unsqueeze(0)).squeeze(0);
+    closest = distances.index_select(0, best.unsqueeze(0)).squeeze(0);
+    centers.narrow(0, c, 1).copy_(x.index_select(0, candidates.index_select(0, best.unsqueeze(0))));
+  }
+  return centers;
+}
+
+// sklearn's _relocate_empty_clusters_dense: each empty cluster takes one of the points farthest from
+// their current centre (and that point's old cluster loses it). Skipped when all points sit on their
+// centres (more clusters than distinct points).
+void relocate_empty_clusters(const at::Tensor& x, const at::Tensor& labels, const at::Tensor& old_centers,
+                             at::Tensor& sums, at::Tensor& counts) {
+  const at::Tensor empty_clusters = (counts == 0).nonzero().flatten().cpu();
+  const int64_t num_empty = empty_clusters.size(0);
+  const at::Tensor distances = (x - old_centers.index_select(0, labels)).pow(2).sum(1);
+  if (distances.max().item<double>() == 0.0) {
+    return;
+  }
+  const at::Tensor farthest = std::get<1>(distances.topk(num_empty)).cpu();
+  const at::Tensor labels_of_farthest = labels.index_select(0, farthest.to(labels.device())).cpu();
+  for (int64_t e = 0; e < num_empty; ++e) {
+    const int64_t new_cluster = empty_clusters[e].item<int64_t>();
+    const int64_t point = farthest[e].item<int64_t>();
+    const int64_t old_cluster = labels_of_farthest[e].item<int64_t>();
+    sums[old_cluster] -= x[point];
+    sums[new_cluster].copy_(x[point]);
+    counts[old_cluster] -= 1;
+    counts[new_cluster] = 1;
+  }
+}
+
+struct LloydResult {
+  at::Tensor centers, labels, inertia;
+  int64_t iterations;
+};
+
+LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor centers, int64_t max_iter,
+                  double tolerance) {
+  const int64_t k = centers.size(0);
+  at::Tensor labels_old = at::full({x.size(0)}, -1, x.options().dtype(at::kLong));
+  at::Tensor labels;
+  bool strict_convergence = false;
+  int64_t iteration = 0;
+  while (iteration < max_iter) {
+    ++iteration;
+    labels = assign_to_nearest(x, x_sq, centers).first;
+    at::Tensor sums = cluster_sums(x, labels, k);
+    at::Tensor counts = at::bincount(labels, {}, k);
+    if ((counts == 0).any().item<bool>()) {
+      relocate_empty_clusters(x, labels, centers, sums, counts);
+    }
+    at::Tensor new_centers = sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1);
+    // One host sync per iteration: did any label change, and how far did the centres move.
+    const at::Tensor status = at::stack({(labels != labels_old).any().to(at::kDouble),
+                                         (new_centers - centers).pow(2).sum(at::kDouble)})
+                                  .cpu();
+    centers = new_centers;
+    const double* values = status.const_data_ptr<double>();
+    if (values[0] == 0.0) {
+      strict_convergence = true;
+      break;
+    }
+    if (values[1] <= tolerance) {
+      break;
+    }
+    labels_old = labels;
+  }
+  if (!strict_convergence) {
+    labels = assign_to_nearest(x, x_sq, centers).first;  // labels that match the final centres
+  }
+  return {centers, labels, exact_inertia(x, labels, centers), iteration};
+}
+
+}  // namespace
+
+void check_kmeans_arguments(const at::Tensor& x, int64_t k, int64_t max_iter, double tol, int64_t n_init) {
+  check_matrix(kKMeansName, "x", x, /*min_rows=*/1);
+  TORCH_CHECK_VALUE(k >= 1, kKMeansName, ": `k` (the number of clusters) must be >= 1, got ", k);
+  TORCH_CHECK_VALUE(x.sym_size(0) >= k, kKMeansName, ": `k` = ", k, " clusters need at least ", k,
+                    " rows in `x`, got ", x.sym_size(0));
+  TORCH_CHECK_VALUE(max_iter >= 1, kKMeansName, ": `max_iter` must be >= 1, got ", max_iter);
+  TORCH_CHECK_VALUE(std::isfinite(tol) && tol >= 0.0, kKMeansName, ": `tol` must be a finite number >= 0, got ",
+                    tol);
+  TORCH_CHECK_VALUE(n_init >= 1, kKMeansName, ": `n_init` (the number of initialisations) must be >= 1, got ",
+                    n_init);
+}
+
+KMeansResult kmeans_fit(const at::Tensor& x, int64_t k, int64_t max_iter, double tol, int64_t n_init, int64_t seed,
+                        const KMeansProgress& progress) {
+  check_kmeans_arguments(x, k, max_iter, tol, n_init);
+  check_finite(kKMeansName, "x", x);
+  const at::Tensor data = x.to(eval::compute_dtype(x.scalar_type())).contiguous();
+  const at::Tensor mean = data.mean(0, /*keepdim=*/true);
+  const at::Tensor centred = data - mean;
+  const at::Tensor x_sq = centred.pow(2).sum(1);
+  // sklearn's _tolerance: tol scaled by the mean per-feature variance.
+  const double tolerance = tol == 0.0 ? 0.0 : centred.var(0, /*unbiased=*/false).mean().item<double>() * tol;
+
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
+  LloydResult best;
+  double best_inertia = std::numeric_limits<double>::infinity();
+  for (int64_t run = 0; run < n_init; ++run) {
+    const at::Tensor init = kmeans_plusplus(centred, x_sq, k, generator);
+    LloydResult result = lloyd(centred, x_sq, init, max_iter, tolerance);
+    const double inertia = result.inertia.item<double>();
+    if (progress) {
+      progress(run, n_init, result.iterations, inertia);
+    }
+    if (run == 0 || inertia < best_inertia) {
+      best_inertia = inertia;
+      best = std::move(result);
+    }
+  }
+  return {(best.centers + mean).to(x.scalar_type()), best.labels, best.inertia, best.iterations};
+}
+
+std::tuple<at::Tensor, at::Tensor, at::Tensor> kmeans_kernel(const at::Tensor& x, int64_t k, int64_t max_iter,
+                                                             double tol, int64_t n_init, int64_t seed) {
+  KMeansResult result = kmeans_fit(x, k, max_iter, tol, n_init, seed);
+  return {result.centroids, result.labels, result.inertia};
+}
+
+TORCH_LIBRARY_IMPL(modgap, CPU, m) { m.impl("kmeans", &kmeans_kernel); }
+TORCH_LIBRARY_IMPL(modgap, CUDA, m) { m.impl("kmeans", &kmeans_kernel); }
+
+}  // namespace modgap

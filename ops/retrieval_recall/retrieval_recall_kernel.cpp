@@ -1,0 +1,133 @@
+// retrieval_recall and retrieval_recall_any for CPU and CUDA tensors (one ATen implementation
+// registered for both keys).
+//
+// Scores are cosine similarities (rows L2-normalised inside). The 0-based rank of query i is the number
+// of gallery items scoring strictly higher than its best true item:
+//     rank_i = #{ j : s_ij > max_{j' true for i} s_ij' },   hit@K  <=>  rank_i < K.
+// For one true item this is the position of that item in the sorted row; for several (captions of an
+// image) it is the minimum position over them, which is openai/CLIP #115's "any caption in the top K"
+// and the seed code's min-rank rule (measures.md §9.3). Ties with the true item count in the query's
+// favour (a full sort would break them arbitrarily).
+//
+// No N_query x N_gallery buffer: two passes over (query tile x gallery tile) GEMM blocks, the first
+// takes the best true score of each query, the second counts the higher scores. Both passes compute
+// every block with identical shapes, so the true item's score is bit-identical in both and the item is
+// never counted above itself.
+#include <torch/library.h>
+
+#include <functional>
+#include <limits>
+#include <vector>
+
+#include "ops/common/evaluation_utils.h"
+#include "ops/common/input_checks.h"
+#include "ops/retrieval_recall/retrieval_recall.h"
+
+namespace modgap {
+
+namespace {
+
+// is_true(query_rows, gallery_cols) for one block, [q_len, g_len] bool.
+using TrueMask = std::function<at::Tensor(int64_t q0, int64_t q_len, int64_t g0, int64_t g_len)>;
+
+at::Tensor recall_at_ks(const at::Tensor& queries, const at::Tensor& gallery, const TrueMask& is_true,
+                        at::IntArrayRef ks) {
+  const at::Tensor q = eval::l2_normalize_rows(queries);
+  const at::Tensor g = eval::l2_normalize_rows(gallery);
+  const int64_t n_query = q.size(0);
+  const int64_t n_gallery = g.size(0);
+  const int64_t cols = std::min(eval::tile_cols(q.device()), n_gallery);
+  const int64_t rows = eval::tile_rows(cols, q.device());
+  const auto block = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
+    return at::mm(q.narrow(0, q0, q_len), g.narrow(0, g0, g_len).t());
+  };
+  at::Tensor ranks = at::zeros({n_query}, q.options().dtype(at::kLong));
+  for (int64_t q0 = 0; q0 < n_query; q0 += rows) {
+    const int64_t q_len = std::min(rows, n_query - q0);
+    at::Tensor best_true = at::full({q_len}, -std::numeric_limits<double>::infinity(), q.options());
+    for (int64_t g0 = 0; g0 < n_gallery; g0 += cols) {
+      const int64_t g_len = std::min(cols, n_gallery - g0);
+      const at::Tensor scores = block(q0, q_len, g0, g_len);
+      const at::Tensor masked = scores.masked_fill(is_true(q0, q_len, g0, g_len).logical_not(),
+                                                   -std::numeric_limits<double>::infinity());
+      best_true = at::maximum(best_true, std::get<0>(masked.max(1)));
+    }
+    at::Tensor rank = ranks.narrow(0, q0, q_len);
+    for (int64_t g0 = 0; g0 < n_gallery; g0 += cols) {
+      const int64_t g_len = std::min(cols, n_gallery - g0);
+      rank += (block(q0, q_len, g0, g_len) > best_true.unsqueeze(1)).sum(1);
+    }
+  }
+  std::vector<at::Tensor> recalls;
+  for (const int64_t k : ks) {
+    recalls.push_back((ranks < k).to(at::kDouble).mean());
+  }
+  return at::stack(recalls);
+}
+
+void check_ks(const char* op, at::IntArrayRef ks, const c10::SymInt& n_gallery) {
+  TORCH_CHECK_VALUE(!ks.empty(), op, ": `ks` must list at least one K, got an empty list");
+  for (const int64_t k : ks) {
+    TORCH_CHECK_VALUE(k >= 1 && n_gallery >= k, op, ": every K in `ks` must be in [1, ", n_gallery,
+                      "] (the gallery size), got ", k);
+  }
+}
+
+}  // namespace
+
+void check_retrieval_arguments(const char* op, const at::Tensor& queries, const at::Tensor& gallery,
+                               const char* map_name, const at::Tensor& map, const c10::SymInt& map_length,
+                               at::IntArrayRef ks) {
+  check_matrix(op, "queries", queries, /*min_rows=*/1);
+  check_matrix(op, "gallery", gallery, /*min_rows=*/1);
+  check_same_columns(op, "queries", queries, "gallery", gallery);
+  check_labels(op, map_name, map, map_length, queries.device());
+  check_ks(op, ks, gallery.sym_size(0));
+}
+
+at::Tensor retrieval_recall_kernel(const at::Tensor& queries, const at::Tensor& gallery,
+                                   const at::Tensor& query_to_gallery, at::IntArrayRef ks) {
+  check_retrieval_arguments(kRetrievalRecallName, queries, gallery, "query_to_gallery", query_to_gallery,
+                            queries.sym_size(0), ks);
+  check_finite(kRetrievalRecallName, "queries", queries);
+  check_finite(kRetrievalRecallName, "gallery", gallery);
+  const at::Tensor target = query_to_gallery.to(at::kLong);
+  const int64_t n_gallery = gallery.size(0);
+  TORCH_CHECK_VALUE(((target >= 0) & (target < n_gallery)).all().item<bool>(), kRetrievalRecallName,
+                    ": every entry of `query_to_gallery` must index a gallery row in [0, ", n_gallery, ")");
+  const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
+    return target.narrow(0, q0, q_len).unsqueeze(1) == at::arange(g0, g0 + g_len, target.options()).unsqueeze(0);
+  };
+  return recall_at_ks(queries, gallery, is_true, ks);
+}
+
+at::Tensor retrieval_recall_any_kernel(const at::Tensor& queries, const at::Tensor& gallery,
+                                       const at::Tensor& gallery_to_query, at::IntArrayRef ks) {
+  check_retrieval_arguments(kRetrievalRecallAnyName, queries, gallery, "gallery_to_query", gallery_to_query,
+                            gallery.sym_size(0), ks);
+  check_finite(kRetrievalRecallAnyName, "queries", queries);
+  check_finite(kRetrievalRecallAnyName, "gallery", gallery);
+  const at::Tensor owner = gallery_to_query.to(at::kLong);
+  const int64_t n_query = queries.size(0);
+  TORCH_CHECK_VALUE(((owner >= 0) & (owner < n_query)).all().item<bool>(), kRetrievalRecallAnyName,
+                    ": every entry of `gallery_to_query` must index a query row in [0, ", n_query, ")");
+  const at::Tensor items_per_query = at::bincount(owner, {}, n_query);
+  TORCH_CHECK_VALUE((items_per_query > 0).all().item<bool>(), kRetrievalRecallAnyName, ": query ",
+                    (items_per_query == 0).nonzero()[0][0].item<int64_t>(),
+                    " has no true item in `gallery_to_query`; every query needs at least one");
+  const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
+    return owner.narrow(0, g0, g_len).unsqueeze(0) == at::arange(q0, q0 + q_len, owner.options()).unsqueeze(1);
+  };
+  return recall_at_ks(queries, gallery, is_true, ks);
+}
+
+TORCH_LIBRARY_IMPL(modgap, CPU, m) {
+  m.impl("retrieval_recall", &retrieval_recall_kernel);
+  m.impl("retrieval_recall_any", &retrieval_recall_any_kernel);
+}
+TORCH_LIBRARY_IMPL(modgap, CUDA, m) {
+  m.impl("retrieval_recall", &retrieval_recall_kernel);
+  m.impl("retrieval_recall_any", &retrieval_recall_any_kernel);
+}
+
+}  // namespace modgap

@@ -1,0 +1,222 @@
+// `modgap` command-line tool.
+//
+//   modgap eval FILE [key=value ...]
+//
+// FILE is a dict of tensors saved with torch.save (e.g. {"image": [N, D], "text": [N, D], "labels": [N]}).
+// Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them; the
+// integer tensor under `labels` (key configurable) enables the group-wise metrics. Prints a table and
+// writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
+//
+// Keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
+//       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda[:i]
+//       out=PATH (default: FILE with the extension .eval.json)  progress=true|false
+#include <modgap/evaluate.h>
+#include <modgap/modgap.h>
+
+#include <torch/serialize.h>
+#include <torch/torch.h>
+
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: modgap eval FILE [key=value ...]\n"
+    "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
+    "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
+    "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda\n"
+    "        out=PATH  progress=true|false\n";
+
+std::vector<std::string> split(const std::string& text, char separator) {
+  std::vector<std::string> parts;
+  std::stringstream stream(text);
+  std::string part;
+  while (std::getline(stream, part, separator)) {
+    if (!part.empty()) {
+      parts.push_back(part);
+    }
+  }
+  return parts;
+}
+
+int64_t parse_int(const std::string& key, const std::string& value) {
+  try {
+    size_t used = 0;
+    const int64_t parsed = std::stoll(value, &used);
+    if (used == value.size()) {
+      return parsed;
+    }
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument("modgap eval: `" + key + "` expects an integer, got '" + value + "'");
+}
+
+double parse_float(const std::string& key, const std::string& value) {
+  try {
+    size_t used = 0;
+    const double parsed = std::stod(value, &used);
+    if (used == value.size()) {
+      return parsed;
+    }
+  } catch (const std::exception&) {
+  }
+  throw std::invalid_argument("modgap eval: `" + key + "` expects a number, got '" + value + "'");
+}
+
+bool parse_bool(const std::string& key, const std::string& value) {
+  if (value == "true" || value == "1" || value == "yes") return true;
+  if (value == "false" || value == "0" || value == "no") return false;
+  throw std::invalid_argument("modgap eval: `" + key + "` expects true or false, got '" + value + "'");
+}
+
+c10::Dict<c10::IValue, c10::IValue> load_tensor_dict(const std::string& path) {
+  std::ifstream input(path, std::ios::binary);
+  if (!input) {
+    throw std::invalid_argument("modgap eval: cannot open '" + path + "'");
+  }
+  const std::vector<char> bytes((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
+  const c10::IValue loaded = torch::pickle_load(bytes);
+  if (!loaded.isGenericDict()) {
+    throw std::invalid_argument("modgap eval: '" + path + "' must hold a dict of tensors saved with torch.save, got " +
+                                loaded.tagKind());
+  }
+  return loaded.toGenericDict();
+}
+
+int run_eval(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::string path = args[0];
+  std::map<std::string, std::string> overrides;
+  for (size_t i = 1; i < args.size(); ++i) {
+    const auto equals = args[i].find('=');
+    if (equals == std::string::npos || equals == 0) {
+      throw std::invalid_argument("modgap eval: expected key=value, got '" + args[i] + "'\n" + kUsage);
+    }
+    overrides[args[i].substr(0, equals)] = args[i].substr(equals + 1);
+  }
+  modgap::EvaluateOptions options;
+  std::string labels_key = "labels";
+  std::string device = "cpu";
+  std::string out = path.substr(0, path.rfind('.') == std::string::npos ? path.size() : path.rfind('.')) + ".eval.json";
+  std::vector<std::string> wanted_modalities;
+  for (const auto& [key, value] : overrides) {
+    if (key == "ks") {
+      options.ks.clear();
+      for (const auto& k : split(value, ',')) options.ks.push_back(parse_int(key, k));
+    } else if (key == "n_clusters") {
+      options.n_clusters = parse_int(key, value);
+    } else if (key == "n_init") {
+      options.n_init = parse_int(key, value);
+    } else if (key == "max_iter") {
+      options.kmeans_max_iter = parse_int(key, value);
+    } else if (key == "tol") {
+      options.kmeans_tol = parse_float(key, value);
+    } else if (key == "knn_k") {
+      options.knn_k = parse_int(key, value);
+    } else if (key == "knn_metric") {
+      options.knn_metric = value;
+    } else if (key == "test_fraction") {
+      options.test_fraction = parse_float(key, value);
+    } else if (key == "seed") {
+      options.seed = parse_int(key, value);
+    } else if (key == "progress") {
+      options.progress = parse_bool(key, value);
+    } else if (key == "labels") {
+      labels_key = value;
+    } else if (key == "modalities") {
+      wanted_modalities = split(value, ',');
+    } else if (key == "device") {
+      device = value;
+    } else if (key == "out") {
+      out = value;
+    } else {
+      throw std::invalid_argument("modgap eval: unknown key '" + key + "'\n" + kUsage);
+    }
+  }
+
+  const auto dict = load_tensor_dict(path);
+  std::vector<std::string> names;
+  std::vector<at::Tensor> embeddings;
+  std::optional<at::Tensor> labels;
+  const auto tensor_at = [&](const std::string& key) -> at::Tensor {
+    for (const auto& entry : dict) {
+      if (entry.key().isString() && entry.key().toStringRef() == key) {
+        if (!entry.value().isTensor()) {
+          throw std::invalid_argument("modgap eval: '" + key + "' in '" + path + "' is not a tensor");
+        }
+        return entry.value().toTensor();
+      }
+    }
+    throw std::invalid_argument("modgap eval: '" + path + "' has no entry '" + key + "'");
+  };
+  if (wanted_modalities.empty()) {
+    for (const auto& entry : dict) {
+      if (entry.key().isString() && entry.value().isTensor() && entry.key().toStringRef() != labels_key) {
+        const at::Tensor& t = entry.value().toTensor();
+        if (t.dim() == 2 && at::isFloatingType(t.scalar_type())) {
+          wanted_modalities.push_back(entry.key().toStringRef());
+        }
+      }
+    }
+  }
+  for (const auto& name : wanted_modalities) {
+    names.push_back(name);
+    embeddings.push_back(tensor_at(name).to(at::Device(device)));
+  }
+  if (labels_key != "none") {
+    bool present = false;
+    for (const auto& entry : dict) {
+      present = present || (entry.key().isString() && entry.key().toStringRef() == labels_key);
+    }
+    if (present) {
+      labels = tensor_at(labels_key).to(at::Device(device));
+    } else if (overrides.count("labels")) {
+      throw std::invalid_argument("modgap eval: '" + path + "' has no entry '" + labels_key + "'");
+    }
+  }
+  if (embeddings.size() < 2) {
+    throw std::invalid_argument("modgap eval: '" + path + "' must hold at least 2 modalities (2-D floating tensors), found " +
+                                std::to_string(embeddings.size()));
+  }
+  const modgap::EvaluationReport report = modgap::evaluate(embeddings, names, labels, options);
+  std::cout << report.table;
+  std::ofstream json_file(out);
+  if (!json_file) {
+    throw std::invalid_argument("modgap eval: cannot write '" + out + "'");
+  }
+  json_file << report.json << "\n";
+  std::cout << "\nwrote " << out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty() || args[0] == "-h" || args[0] == "--help") {
+    std::cout << kUsage;
+    return args.empty() ? 2 : 0;
+  }
+  try {
+    if (args[0] == "eval") {
+      return run_eval(std::vector<std::string>(args.begin() + 1, args.end()));
+    }
+    std::cerr << "modgap: unknown command '" << args[0] << "'\n" << kUsage;
+    return 2;
+  } catch (const c10::Error& error) {
+    std::cerr << error.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const std::exception& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
+  }
+}
