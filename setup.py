@@ -41,11 +41,18 @@ class BuildLibmodgap(build_ext):
                 args.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ['TORCH_CUDA_ARCH_LIST']}")
             subprocess.check_call(args)
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
-        subprocess.check_call([cmake, "--build", str(build_dir), "--target", "modgap", "-j", jobs])
+        subprocess.check_call([cmake, "--build", str(build_dir), "--target", "modgap", "modgap_cli", "-j", jobs])
         built = (build_dir / "libmodgap.so").resolve()
         target = Path(self.get_ext_fullpath(ext.name)).with_name("libmodgap.so")
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target)
+        # The `modgap` CLI (C++) in modgap/bin/: its RPATH includes $ORIGIN/../lib, where the dynamic
+        # loader looks for the library's SONAME (libmodgap.so.0), so that name is shipped too (1 MB).
+        shutil.copyfile(built, target.with_name("libmodgap.so.0"))
+        cli = target.parent.parent / "bin" / "modgap"
+        cli.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(build_dir / "modgap", cli)
+        cli.chmod(0o755)
 
 
 setup(ext_modules=[CMakeLibrary()], cmdclass={"build_ext": BuildLibmodgap})

@@ -67,7 +67,9 @@ GapStats gap_stats_kernel(at::TensorList embeddings, bool rmg_include_diagonal) 
       const at::Tensor mean_cos = cosine.mean();
       const at::Tensor mean_dist = distance.mean();
       const at::Tensor d_match_raw = dissimilarity(mean_cos);
-      const at::Tensor d_match = at::where(d_match_raw <= 0.0, at::full_like(d_match_raw, 1e-3), d_match_raw);
+      // On the diagonal D_match is 0 by definition (rounding would leave ~1e-8 instead): the clamp applies.
+      const at::Tensor d_match = (a == b) ? at::full_like(d_match_raw, 1e-3)
+                                          : at::where(d_match_raw <= 0.0, at::full_like(d_match_raw, 1e-3), d_match_raw);
       const at::Tensor d_intra = 0.5 * (dissimilarity(intra_mean[a]) + dissimilarity(intra_mean[b]));
       const at::Tensor centroid_norms = centroid[a].norm() * centroid[b].norm();
       const int64_t ab = a * num_modalities + b;

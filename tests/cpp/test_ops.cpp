@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
 #include <cmath>
@@ -128,6 +129,68 @@ TEST(Errors, NameTheArgumentAndTheExpectation) {
   with_nan[3][2] = std::nan("");
   EXPECT_NE(error_of([&] { modgap::centroid_uniformity({z[0], with_nan}); })
                 .find("embeddings[1] contains NaN or Inf values"),
+            std::string::npos);
+}
+
+// ---- evaluation ops through the C++ API ----
+
+TEST(Evaluation, VMeasureEdgeCasesAsScikitLearn) {
+  const auto values = [](std::vector<int64_t> a, std::vector<int64_t> b) {
+    auto [h, c, v] = modgap::vmeasure(torch::tensor(a), torch::tensor(b));
+    return std::vector<double>{h.item<double>(), c.item<double>(), v.item<double>()};
+  };
+  EXPECT_EQ(values({4, 4, 4}, {0, 1, 2}), (std::vector<double>{1.0, 0.0, 0.0}));  // one class
+  EXPECT_EQ(values({0, 1, 2}, {5, 5, 5}), (std::vector<double>{0.0, 1.0, 0.0}));  // one cluster
+  EXPECT_EQ(values({0, 0, 1, 1}, {0, 1, 0, 1}), (std::vector<double>{0.0, 0.0, 0.0}));
+  auto [h, c, v] = modgap::vmeasure(torch::empty({0}, torch::kLong), torch::empty({0}, torch::kLong));
+  EXPECT_EQ(v.item<double>(), 1.0);
+  // sklearn 1.9.1 prints (0.7103099178571525, 0.7715561736794712, 0.739667376800759) for its docstring example.
+  const auto example = values({0, 0, 1, 1, 2, 2}, {0, 0, 1, 2, 2, 2});
+  EXPECT_NEAR(example[0], 0.7103099178571526, 1e-12);
+  EXPECT_NEAR(example[1], 0.7715561736794712, 1e-12);
+  EXPECT_NEAR(example[2], 0.739667376800759, 1e-12);
+}
+
+TEST(Evaluation, GapStatsMatchesNaiveFormulas) {
+  const auto z = random_embeddings(2, 40, 6, /*requires_grad=*/false, 21);
+  const auto stats = modgap::gap_stats(z);
+  const at::Tensor a = z[0] / z[0].norm(2, {1}, true);
+  const at::Tensor b = z[1] / z[1].norm(2, {1}, true);
+  EXPECT_NEAR(std::get<0>(stats)[0][1].item<double>(), (a.mean(0) - b.mean(0)).norm().item<double>(), 1e-12);
+  EXPECT_NEAR(std::get<1>(stats)[1][0].item<double>(), (a * b).sum(1).mean().item<double>(), 1e-12);
+  const at::Tensor gram = at::mm(a, a.t());
+  const double av = (gram.sum().item<double>() - gram.trace().item<double>()) / (40.0 * 39.0);
+  EXPECT_NEAR(std::get<7>(stats)[0].item<double>(), av, 1e-12);
+}
+
+TEST(Evaluation, KMeansKnnAndRecallOnSeparatedClusters) {
+  torch::manual_seed(3);
+  const at::Tensor centers = torch::randn({4, 8}, torch::kFloat64) * 10;
+  const at::Tensor y = torch::arange(400, torch::kLong).remainder(4);
+  const at::Tensor x = centers.index_select(0, y) + 0.1 * torch::randn({400, 8}, torch::kFloat64);
+  auto [centroids, labels, inertia] = modgap::kmeans(x, 4, 300, 1e-4, 2, 0);
+  auto [h, c, v] = modgap::vmeasure(y, labels);
+  EXPECT_NEAR(v.item<double>(), 1.0, 1e-12);
+  const at::Tensor predicted = modgap::knn_predict(x, y, x, 3, "euclidean");
+  EXPECT_TRUE(predicted.equal(y));
+  const at::Tensor recall = modgap::retrieval_recall(x, x, torch::arange(400, torch::kLong), {1, 400});
+  EXPECT_EQ(recall[1].item<double>(), 1.0);
+}
+
+TEST(Evaluation, EvaluateReportsEveryPartAndEchoesTheProtocol) {
+  torch::manual_seed(4);
+  const auto z = random_embeddings(2, 60, 5, /*requires_grad=*/false, 22);
+  modgap::EvaluateOptions options;
+  options.ks = {1, 5};
+  options.seed = 7;
+  const auto report = modgap::evaluate(z, {"image", "text"}, torch::randint(0, 3, {60}, torch::kLong), options);
+  for (const char* key : {"\"protocol\"", "\"image-text\"", "\"image->text\"", "\"R@5\"", "\"v_measure\"",
+                          "\"joint\"", "\"seed\": 7", "\"n_clusters\": 3"}) {
+    EXPECT_NE(report.json.find(key), std::string::npos) << key;
+  }
+  EXPECT_NE(report.table.find("V-measure"), std::string::npos);
+  EXPECT_NE(error_of([&] { modgap::evaluate(z, {"image"}, std::nullopt, options); })
+                .find("got 1 names for 2 modalities"),
             std::string::npos);
 }
 

@@ -73,3 +73,58 @@ def test_cuda_does_not_use_the_default_stream():
     expected = modgap.centroid_uniformity(z) + modgap.atp_loss(z)
     torch.testing.assert_close(loss, expected)
     assert all(torch.isfinite(g).all() for g in grads)
+
+
+# ---- evaluation ops on CUDA (the CPU results are checked against scikit-learn in test_evaluation.py) ----
+
+def test_cuda_vmeasure_matches_cpu():
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randint(-50, 950, (1_000_000,), generator=generator)
+    b = (a + torch.randint(0, 3, a.shape, generator=generator)) % 1000
+    for cpu, gpu in zip(modgap.vmeasure(a, b), modgap.vmeasure(a.cuda(), b.cuda())):
+        assert abs(cpu - gpu) <= 1e-12
+
+
+def test_cuda_gap_stats_and_recall_match_cpu():
+    z = make_embeddings(3, 5000, 64, dtype=torch.float32, seed=10)
+    cpu = modgap.gap_stats(z)
+    gpu = modgap.gap_stats([x.cuda() for x in z])
+    for key in cpu:
+        torch.testing.assert_close(gpu[key].cpu(), cpu[key], rtol=1e-5, atol=1e-6, msg=key)
+    target = torch.arange(5000)
+    torch.testing.assert_close(modgap.retrieval_recall(z[0].cuda(), z[1].cuda(), target.cuda(), [1, 5, 10]).cpu(),
+                               modgap.retrieval_recall(z[0], z[1], target, [1, 5, 10]), rtol=0, atol=2e-4)
+    owner = torch.arange(1000).repeat_interleave(5)
+    torch.testing.assert_close(
+        modgap.retrieval_recall_any(z[0][:1000].cuda(), z[1].cuda(), owner.cuda(), [1, 5]).cpu(),
+        modgap.retrieval_recall_any(z[0][:1000], z[1], owner, [1, 5]), rtol=0, atol=2e-3)
+
+
+def test_cuda_knn_and_kmeans():
+    from sklearn.datasets import make_blobs
+    from sklearn.metrics import adjusted_rand_score
+    x, y = make_blobs(20000, centers=10, n_features=32, cluster_std=0.7, random_state=0)
+    x = torch.tensor(x, dtype=torch.float64)
+    y = torch.tensor(y)
+    _, labels_cpu, inertia_cpu = modgap.kmeans(x, 10, n_init=2, seed=1)
+    first = modgap.kmeans(x.cuda(), 10, n_init=2, seed=1)
+    second = modgap.kmeans(x.cuda(), 10, n_init=2, seed=1)
+    assert all(torch.equal(a, b) for a, b in zip(first, second))          # deterministic on the device
+    assert adjusted_rand_score(labels_cpu.numpy(), first[1].cpu().numpy()) == 1.0
+    assert abs(first[2].item() - inertia_cpu.item()) <= 1e-9 * inertia_cpu.item()
+    for metric in ("cosine", "euclidean"):
+        cpu = modgap.knn_predict(x[:15000], y[:15000], x[15000:], 5, metric)
+        gpu = modgap.knn_predict(x[:15000].cuda(), y[:15000].cuda(), x[15000:].cuda(), 5, metric)
+        assert torch.equal(gpu.cpu(), cpu)
+
+
+def test_cuda_evaluate_matches_cpu():
+    z = make_embeddings(2, 3000, 32, dtype=torch.float32, seed=11)
+    labels = torch.randint(0, 10, (3000,), generator=torch.Generator().manual_seed(0))
+    z[1] = z[1] + 2 * torch.nn.functional.one_hot(labels, 32).float()
+    cpu = modgap.evaluate({"image": z[0], "text": z[1]}, labels)
+    gpu = modgap.evaluate({"image": z[0].cuda(), "text": z[1].cuda()}, labels.cuda())
+    for key in ("gap", "cos_tp_mean", "rmg", "centroid_cosine"):
+        assert gpu["pairs"]["image-text"][key] == pytest.approx(cpu["pairs"]["image-text"][key], rel=1e-5, abs=1e-6)
+    assert gpu["protocol"]["device"].startswith("cuda")
+    assert 0.0 <= gpu["clustering"]["v_measure"] <= 1.0

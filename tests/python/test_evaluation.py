@@ -1,0 +1,476 @@
+"""Evaluation ops against independent references: scikit-learn (V-measure, KMeans, KNeighborsClassifier),
+naive float64 torch implementations with full N x N matrices (Recall@K, gap statistics, RMG as written
+in measures.md §2), and the one-call evaluation / CLI against the ops and scikit-learn."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from sklearn.cluster import KMeans
+from sklearn.datasets import make_blobs
+from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_measure
+from sklearn.neighbors import KNeighborsClassifier
+
+import modgap
+from conftest import make_embeddings
+
+ops = torch.ops.modgap
+
+
+# ---- vmeasure ---------------------------------------------------------------------------------------
+
+def _random_labelings(count, seed=0):
+    rng = np.random.default_rng(seed)
+    for _ in range(count):
+        n = int(rng.integers(0, 300))
+        classes = int(rng.integers(1, 12))
+        clusters = int(rng.integers(1, 12))
+        offset = int(rng.integers(-1000, 1000))
+        yield rng.integers(0, classes, n) * 7 + offset, rng.integers(0, clusters, n) - 3
+
+
+EDGE_CASES = [
+    ([], []),                                   # empty: (1, 1, 1)
+    ([4, 4, 4, 4], [0, 1, 2, 3]),               # one class, several clusters: h=1, c=0, V=0
+    ([0, 1, 2, 3], [9, 9, 9, 9]),               # one cluster, several classes: h=0, c=1, V=0
+    ([5, 5, 5], [2, 2, 2]),                     # both single: (1, 1, 1)
+    ([0, 0, 1, 1], [0, 1, 0, 1]),               # independent: h+c = 0 -> V = 0 (torchmetrics says 1)
+    ([7], [3]),                                 # one sample
+    ([0, 0, 1, 1, 2, 2], [0, 0, 1, 2, 2, 2]),   # sklearn's docstring example
+    ([2**40, -2**40, 2**40], [1, 1, 0]),       # large and negative labels
+]
+
+
+def test_vmeasure_matches_sklearn_on_thousands_of_labelings():
+    for labels_true, labels_pred in list(_random_labelings(3000)) + EDGE_CASES:
+        labels_true, labels_pred = np.asarray(labels_true, np.int64), np.asarray(labels_pred, np.int64)
+        ours = ops.vmeasure(torch.from_numpy(labels_true), torch.from_numpy(labels_pred), 1.0)
+        expected = homogeneity_completeness_v_measure(labels_true, labels_pred)
+        for value, reference in zip(ours, expected):
+            assert value.dtype == torch.float64
+            assert abs(value.item() - reference) <= 1e-12, (labels_true, labels_pred, ours, expected)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 2.0])
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int32, torch.uint8, torch.int64])
+def test_vmeasure_beta_and_integer_dtypes(beta, dtype):
+    rng = np.random.default_rng(1)
+    a, b = rng.integers(0, 5, 400), rng.integers(0, 7, 400)
+    ours = modgap.vmeasure(torch.from_numpy(a).to(dtype), torch.from_numpy(b).to(dtype), beta)
+    expected = homogeneity_completeness_v_measure(a, b, beta=beta)
+    np.testing.assert_allclose(ours, expected, rtol=0, atol=1e-12)
+
+
+def test_vmeasure_large():
+    rng = np.random.default_rng(2)
+    a = rng.integers(0, 1000, 200_000)
+    b = (a + rng.integers(0, 3, a.size) * (rng.random(a.size) < 0.3)) % 1000
+    ours = modgap.vmeasure(torch.from_numpy(a), torch.from_numpy(b))
+    np.testing.assert_allclose(ours, homogeneity_completeness_v_measure(a, b), rtol=0, atol=1e-12)
+
+
+# ---- kmeans -----------------------------------------------------------------------------------------
+
+def test_kmeans_recovers_separable_blobs_like_sklearn():
+    x, _ = make_blobs(3000, centers=8, n_features=24, cluster_std=0.5, random_state=0)
+    centroids, labels, inertia = modgap.kmeans(torch.from_numpy(x), 8, n_init=3, seed=0)
+    reference = KMeans(8, n_init=3, random_state=0).fit(x)
+    assert adjusted_rand_score(reference.labels_, labels.numpy()) == 1.0  # same partition up to permutation
+    assert abs(inertia.item() - reference.inertia_) <= 1e-9 * reference.inertia_
+    # Same centroids up to the permutation of the clusters.
+    order = [int(np.argmin(((reference.cluster_centers_ - c.numpy()) ** 2).sum(1))) for c in centroids]
+    np.testing.assert_allclose(reference.cluster_centers_[order], centroids.numpy(), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_inertia_within_one_percent_of_sklearn_on_random_data(seed):
+    x = np.random.default_rng(seed).standard_normal((4000, 16))
+    ours = modgap.kmeans(torch.from_numpy(x), 12, n_init=10, seed=seed)[2].item()
+    reference = KMeans(12, n_init=10, random_state=seed).fit(x).inertia_
+    assert ours <= 1.01 * reference, (ours, reference)
+
+
+def test_kmeans_labels_centroids_and_inertia_are_consistent():
+    x = torch.from_numpy(np.random.default_rng(3).standard_normal((1500, 8)))
+    centroids, labels, inertia = modgap.kmeans(x, 7, seed=4)
+    distances = torch.cdist(x, centroids) ** 2
+    assert torch.equal(labels, distances.argmin(1))                    # every point at its nearest centroid
+    torch.testing.assert_close(inertia, distances.min(1).values.sum(), rtol=1e-10, atol=0)
+    for c in range(7):                                                  # centroids are the cluster means
+        torch.testing.assert_close(centroids[c], x[labels == c].mean(0), rtol=1e-9, atol=1e-9)
+
+
+def test_kmeans_is_deterministic_for_a_seed():
+    x = torch.randn(2000, 10, generator=torch.Generator().manual_seed(5))
+    first, second = modgap.kmeans(x, 9, n_init=2, seed=11), modgap.kmeans(x, 9, n_init=2, seed=11)
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)
+    other = modgap.kmeans(x, 9, n_init=1, seed=12)
+    assert not torch.equal(first[0], other[0])
+
+
+def test_kmeans_edge_cases_and_dtypes():
+    x = torch.randn(9, 3, dtype=torch.float64)
+    centroids, labels, inertia = modgap.kmeans(x, 9)                   # k = N: every point its own cluster
+    assert inertia.item() == pytest.approx(0.0, abs=1e-20) and sorted(labels.tolist()) == list(range(9))
+    # Duplicated points: fewer distinct points than clusters must not crash or produce NaN.
+    dup = torch.tensor([[0.0, 0.0]] * 5 + [[1.0, 1.0]] * 5)
+    centroids, labels, inertia = modgap.kmeans(dup, 3)
+    assert torch.isfinite(centroids).all() and inertia.item() == pytest.approx(0.0, abs=1e-12)
+    for dtype in (torch.float32, torch.bfloat16, torch.float16):
+        centroids, labels, inertia = modgap.kmeans(x.to(dtype), 3)
+        assert centroids.dtype == dtype and labels.dtype == torch.int64 and inertia.dtype == torch.float64
+
+
+# ---- knn_predict --------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("metric", ["cosine", "euclidean"])
+@pytest.mark.parametrize("k", [1, 5, 12])
+def test_knn_matches_sklearn(metric, k):
+    # 5000 training rows cross the CPU tile width (4096 columns).
+    generator = torch.Generator().manual_seed(k)
+    centers = torch.randn(6, 20, generator=generator, dtype=torch.float64)
+    train_y = torch.randint(0, 6, (5000,), generator=generator)
+    train_x = centers[train_y] + 1.5 * torch.randn(5000, 20, generator=generator, dtype=torch.float64)
+    query_x = torch.randn(700, 20, generator=generator, dtype=torch.float64) * 2
+    labels_map = torch.tensor([3, 10, 11, 42, -5, 7])                  # arbitrary integer labels
+    ours = modgap.knn_predict(train_x, labels_map[train_y], query_x, k, metric)
+    reference = KNeighborsClassifier(k, metric=metric).fit(train_x.numpy(), labels_map[train_y].numpy())
+    expected = reference.predict(query_x.numpy())
+    assert ours.dtype == torch.int64
+    assert (ours.numpy() == expected).mean() == 1.0
+
+
+def test_knn_vote_tie_goes_to_the_smallest_label():
+    train_x = torch.tensor([[1.0, 0.0], [0.0, 1.0], [-1.0, 0.0], [0.0, -1.0]], dtype=torch.float64)
+    train_y = torch.tensor([9, 4, 9, 4])
+    query = torch.tensor([[1.0, 0.9]], dtype=torch.float64)            # nearest: label 9, then label 4
+    assert modgap.knn_predict(train_x, train_y, query, 2, "cosine").item() == 4
+    assert modgap.knn_predict(train_x, train_y, query, 1, "cosine").item() == 9
+    reference = KNeighborsClassifier(2).fit(train_x.numpy(), train_y.numpy()).predict(query.numpy())
+    assert reference[0] == 4
+
+
+# ---- retrieval_recall -----------------------------------------------------------------------------------
+
+def _naive_ranks(queries, gallery, is_true):
+    scores = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(
+        gallery.double(), dim=1).T
+    best_true = scores.masked_fill(~is_true, float("-inf")).max(1).values
+    return (scores > best_true[:, None]).sum(1)
+
+
+@pytest.mark.parametrize("n", [50, 4500])
+def test_retrieval_recall_matches_naive_float64(n):
+    queries, gallery = make_embeddings(2, n, 24, seed=n)
+    gallery = queries + 1.2 * gallery
+    target = torch.randperm(n, generator=torch.Generator().manual_seed(0))
+    gallery_perm = torch.empty_like(gallery)
+    gallery_perm[target] = gallery                                       # query i's item sits at target[i]
+    ks = [1, 5, 10, n]
+    ranks = _naive_ranks(queries, gallery_perm, torch.nn.functional.one_hot(target, n).bool())
+    expected = torch.tensor([(ranks < k).double().mean().item() for k in ks], dtype=torch.float64)
+    torch.testing.assert_close(modgap.retrieval_recall(queries, gallery_perm, target, ks), expected, rtol=0, atol=0)
+    assert modgap.retrieval_recall(queries, gallery_perm, target, ks)[-1].item() == 1.0
+
+
+@pytest.mark.parametrize("images,captions_per_image", [(40, 5), (1000, 5)])
+def test_retrieval_recall_any_multi_caption(images, captions_per_image):
+    image, _ = make_embeddings(2, images, 16, seed=images)
+    owner = torch.arange(images).repeat_interleave(captions_per_image)
+    captions = image[owner] + 1.5 * torch.randn(images * captions_per_image, 16, dtype=torch.float64,
+                                                generator=torch.Generator().manual_seed(1))
+    ks = [1, 5, 10]
+    # image -> text: a hit if any of the image's captions is in the top K (openai/CLIP #115).
+    is_true = owner[None, :] == torch.arange(images)[:, None]
+    ranks = _naive_ranks(image, captions, is_true)
+    expected = torch.tensor([(ranks < k).double().mean().item() for k in ks], dtype=torch.float64)
+    torch.testing.assert_close(modgap.retrieval_recall_any(image, captions, owner, ks), expected, rtol=0, atol=0)
+    # text -> image: each caption has one true image; the same op with query_to_gallery = owner.
+    ranks_t2i = _naive_ranks(captions, image, owner[:, None] == torch.arange(images)[None, :])
+    expected_t2i = torch.tensor([(ranks_t2i < k).double().mean().item() for k in ks], dtype=torch.float64)
+    torch.testing.assert_close(modgap.retrieval_recall(captions, image, owner, ks), expected_t2i, rtol=0, atol=0)
+
+
+def test_retrieval_ties_count_for_the_query():
+    queries = torch.tensor([[1.0, 0.0]])
+    gallery = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])          # items 0 and 1 tie (cosine 1)
+    assert modgap.retrieval_recall(queries, gallery, torch.tensor([1]), [1]).item() == 1.0
+
+
+# ---- gap_stats -------------------------------------------------------------------------------------------
+
+def _naive_gap_stats(embeddings, include_diagonal=False):
+    """Every statistic from its definition (measures.md §2, §8), with full N x N Gram matrices in float64."""
+    unit = [torch.nn.functional.normalize(z.double(), dim=1, eps=1e-8) for z in embeddings]
+    m, n = len(unit), unit[0].shape[0]
+    d = lambda c: 1 - (c + 1) / 2                                          # Schrodi's d(u, v) = 1 - (cos + 1)/2
+    off_diagonal = ~torch.eye(n, dtype=torch.bool)
+    intra = []
+    for z in unit:
+        gram = z @ z.T
+        intra.append(gram.mean() if include_diagonal else gram[off_diagonal].mean())
+    out = {k: torch.zeros(m, m, dtype=torch.float64) for k in modgap._GAP_STATS_FIELDS[:-1]}
+    for a in range(m):
+        for b in range(m):
+            cos = (unit[a] * unit[b]).sum(1)
+            dist = (unit[a] - unit[b]).norm(dim=1)
+            ca, cb = unit[a].mean(0), unit[b].mean(0)
+            out["gap"][a, b] = (ca - cb).norm()
+            out["cos_tp_mean"][a, b] = cos.mean()
+            out["cos_tp_var"][a, b] = cos.var(unbiased=False)
+            out["pair_distance_mean"][a, b] = dist.mean()
+            out["pair_distance_var"][a, b] = dist.var(unbiased=False)
+            d_match = d(cos.mean())
+            d_match = d_match if d_match > 0 else torch.tensor(1e-3, dtype=torch.float64)
+            out["rmg"][a, b] = d_match / (d_match + 0.5 * (d(intra[a]) + d(intra[b])))
+            out["centroid_cosine"][a, b] = torch.dot(ca, cb) / (ca.norm() * cb.norm())
+    out["angular_value"] = torch.stack([(z @ z.T)[off_diagonal].mean() for z in unit])
+    return out
+
+
+@pytest.mark.parametrize("include_diagonal", [False, True])
+def test_gap_stats_matches_the_formulas(include_diagonal):
+    base = make_embeddings(1, 300, 12, seed=3)[0]
+    z = [base + 0.5 + 0.3 * torch.randn(300, 12, dtype=torch.float64, generator=torch.Generator().manual_seed(i))
+         for i in range(3)]
+    z[1] = z[1] * 4.0                                                       # scale must not matter (normalised)
+    ours = modgap.gap_stats(z, include_diagonal)
+    expected = _naive_gap_stats(z, include_diagonal)
+    for key in modgap._GAP_STATS_FIELDS:
+        torch.testing.assert_close(ours[key], expected[key], rtol=1e-10, atol=1e-12, msg=key)
+        assert ours[key].dtype == torch.float64
+
+
+def test_gap_stats_rmg_clamp_and_identical_modalities():
+    z = make_embeddings(1, 50, 8, seed=4)[0]
+    stats = modgap.gap_stats([z, z.clone()])
+    assert stats["gap"][0, 1].item() == pytest.approx(0.0, abs=1e-12)
+    assert stats["cos_tp_mean"][0, 1].item() == pytest.approx(1.0, abs=1e-12)
+    # D_match = 0 is replaced by 1e-3 (Schrodi et al.'s compute_rmg).
+    d_intra = (1 - stats["angular_value"][0].item()) / 2
+    assert stats["rmg"][0, 1].item() == pytest.approx(1e-3 / (1e-3 + d_intra), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16])
+def test_gap_stats_low_precision_inputs(dtype):
+    z = make_embeddings(2, 400, 32, seed=5)
+    ours = modgap.gap_stats([x.to(dtype) for x in z])
+    expected = _naive_gap_stats([x.to(dtype) for x in z])
+    for key in modgap._GAP_STATS_FIELDS:
+        torch.testing.assert_close(ours[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
+
+
+# ---- registration --------------------------------------------------------------------------------------
+
+def test_opcheck_evaluation_ops():
+    z = make_embeddings(3, 20, 6, seed=6)
+    y = torch.randint(0, 3, (20,))
+    samples = [
+        (ops.gap_stats.default, (z, False)),
+        (ops.gap_stats.default, ([x.float() for x in z[:2]], True)),
+        (ops.vmeasure.default, (y, torch.randint(0, 4, (20,)), 1.0)),
+        (ops.kmeans.default, (z[0], 3, 300, 1e-4, 2, 0)),
+        (ops.knn_predict.default, (z[0], y, z[1], 3, "cosine")),
+        (ops.knn_predict.default, (z[0].float(), y.int(), z[1].float(), 2, "euclidean")),
+        (ops.retrieval_recall.default, (z[0], z[1], torch.arange(20), [1, 5])),
+        (ops.retrieval_recall_any.default, (z[0][:10], z[1], torch.arange(20) % 10, [1, 3])),
+    ]
+    for op, args in samples:
+        torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
+
+
+def test_evaluation_ops_compile_fullgraph():
+    z = make_embeddings(2, 64, 8, seed=7)
+
+    @torch.compile(fullgraph=True, dynamic=True)
+    def stats(a, b):
+        out = ops.gap_stats([a, b], False)
+        return out[0][0, 1] + ops.retrieval_recall(a, b, torch.arange(a.shape[0]), [1, 5]).sum()
+
+    eager = ops.gap_stats(z, False)[0][0, 1] + ops.retrieval_recall(z[0], z[1], torch.arange(64), [1, 5]).sum()
+    torch.testing.assert_close(stats(*z), eager)
+
+
+# ---- evaluate + CLI ---------------------------------------------------------------------------------------
+
+def _digits_embeddings():
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    generator = torch.Generator().manual_seed(0)
+    x = torch.tensor(x, dtype=torch.float32)
+    image = x @ torch.randn(64, 24, generator=generator) + 1.0
+    text = x @ torch.randn(64, 24, generator=generator) + 0.3 * torch.randn(len(x), 24, generator=generator)
+    return {"image": image, "text": text}, torch.tensor(y)
+
+
+def test_evaluate_agrees_with_the_ops_and_sklearn():
+    embeddings, labels = _digits_embeddings()
+    result = modgap.evaluate(embeddings, labels, ks=(1, 5), knn_k=5, seed=3, n_init=2)
+    protocol = result["protocol"]
+    assert protocol["n_clusters"] == 10 and protocol["n_init"] == 2 and protocol["seed"] == 3
+    assert protocol["knn_k"] == 5 and protocol["test_fraction"] == 0.2 and protocol["ks"] == [1, 5]
+    image, text = embeddings["image"], embeddings["text"]
+    stats = modgap.gap_stats([image, text])
+    pair = result["pairs"]["image-text"]
+    assert pair["gap"] == pytest.approx(stats["gap"][0, 1].item(), rel=1e-12)
+    assert pair["rmg"] == pytest.approx(stats["rmg"][0, 1].item(), rel=1e-12)
+    n = len(labels)
+    recall = modgap.retrieval_recall(text, image, torch.arange(n), [1, 5])
+    assert pair["recall"]["text->image"]["R@5"] == pytest.approx(recall[1].item(), abs=1e-15)
+    assert result["modalities"]["text"]["angular_value"] == pytest.approx(stats["angular_value"][1].item())
+
+    # Joint clustering: k-means on the union of the normalised modalities, scored with sklearn's V-measure.
+    unit = [torch.nn.functional.normalize(z, dim=1, eps=1e-8) for z in (image, text)]
+    joint = torch.cat(unit)
+    _, predicted, _ = modgap.kmeans(joint, 10, n_init=2, seed=3)
+    expected = homogeneity_completeness_v_measure(labels.repeat(2).numpy(), predicted.numpy())
+    assert result["clustering"]["v_measure"] == pytest.approx(expected[2], abs=1e-12)
+
+    # kNN: the split is torch.randperm with a CPU generator seeded with `seed` (per-modality split first,
+    # then the joint one), scored here with scikit-learn.
+    generator = torch.Generator().manual_seed(3)
+    permutation = torch.randperm(n, generator=generator)
+    joint_permutation = torch.randperm(2 * n, generator=generator)
+    n_test = round(0.2 * n)
+    test, train = permutation[:n_test], permutation[n_test:]
+    for name, z in zip(("image", "text"), unit):
+        knn = KNeighborsClassifier(5).fit(z[train].numpy(), labels[train].numpy())
+        accuracy = (knn.predict(z[test].numpy()) == labels[test].numpy()).mean()
+        assert result["knn"]["accuracy"][name] == pytest.approx(accuracy, abs=1e-12)
+    joint_n_test = round(0.2 * 2 * n)
+    test, train = joint_permutation[:joint_n_test], joint_permutation[joint_n_test:]
+    joint_labels = labels.repeat(2)
+    knn = KNeighborsClassifier(5).fit(joint[train].numpy(), joint_labels[train].numpy())
+    accuracy = (knn.predict(joint[test].numpy()) == joint_labels[test].numpy()).mean()
+    assert result["knn"]["accuracy"]["joint"] == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_evaluate_without_labels_and_three_modalities():
+    z = make_embeddings(3, 80, 8, seed=8)
+    result = modgap.evaluate({"a": z[0], "b": z[1], "c": z[2]}, ks=(1,))
+    assert set(result["pairs"]) == {"a-b", "a-c", "b-c"}
+    assert set(result["pairs"]["a-c"]["recall"]) == {"a->c", "c->a"}
+    assert "clustering" not in result and "knn" not in result and result["protocol"]["labels"] is False
+
+
+def test_evaluate_reports_progress(capfd):
+    embeddings, labels = _digits_embeddings()
+    modgap.evaluate(embeddings, labels, n_init=2, progress=True)
+    err = capfd.readouterr().err
+    assert "k-means initialisation 2/2" in err and "kNN accuracy" in err
+
+
+def _cli():
+    built = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
+    if built.is_file():
+        return str(built)
+    installed = Path(modgap.__file__).parent / "bin" / "modgap"
+    if installed.is_file():
+        return str(installed)
+    pytest.fail("the `modgap` CLI binary was not found next to libmodgap or in the package")
+
+
+def test_cli_eval_matches_python(tmp_path):
+    embeddings, labels = _digits_embeddings()
+    path = tmp_path / "emb.pt"
+    torch.save({**embeddings, "labels": labels}, path)
+    out = tmp_path / "result.json"
+    run = subprocess.run([_cli(), "eval", str(path), "ks=1,5", "seed=3", "n_init=2", f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert "V-measure" in run.stdout and "image-text" in run.stdout
+    from_cli = json.loads(out.read_text())
+    from_python = modgap.evaluate(embeddings, labels, ks=(1, 5), seed=3, n_init=2)
+    assert from_cli == from_python
+
+
+def test_cli_errors_are_clear(tmp_path):
+    path = tmp_path / "emb.pt"
+    torch.save({"image": torch.randn(10, 4)}, path)
+    run = subprocess.run([_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "at least 2 modalities" in run.stderr
+    torch.save({"image": torch.randn(10, 4), "text": torch.randn(10, 4)}, path)
+    run = subprocess.run([_cli(), "eval", str(path), "knn_k=x"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "`knn_k` expects an integer" in run.stderr
+    run = subprocess.run([_cli(), "eval", str(path), "bogus=1"], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "unknown key 'bogus'" in run.stderr
+    run = subprocess.run([_cli(), "eval", str(tmp_path / "missing.pt")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "cannot open" in run.stderr
+
+
+# ---- bad input ------------------------------------------------------------------------------------------
+
+_X = torch.randn(10, 4)
+_Y = torch.randint(0, 3, (10,))
+BAD_EVALUATION_INPUTS = [
+    ("vmeasure length mismatch", lambda: ops.vmeasure(_Y, _Y[:5], 1.0), ValueError,
+     r"vmeasure: `labels_pred` has 5 entries but 10 were expected"),
+    ("vmeasure float labels", lambda: ops.vmeasure(_Y.float(), _Y, 1.0), TypeError,
+     r"vmeasure: `labels_true` must hold integer labels .* got dtype Float"),
+    ("vmeasure bool labels", lambda: ops.vmeasure(_Y, _Y > 0, 1.0), TypeError, r"`labels_pred` must hold integer labels"),
+    ("vmeasure 2-D labels", lambda: ops.vmeasure(_Y.view(2, 5), _Y.view(2, 5), 1.0), ValueError,
+     r"`labels_true` must be a 1-D tensor"),
+    ("vmeasure negative beta", lambda: ops.vmeasure(_Y, _Y, -1.0), ValueError, r"`beta` .* must be a finite number >= 0"),
+    ("kmeans k > N", lambda: ops.kmeans(_X, 11, 300, 1e-4, 1, 0), ValueError,
+     r"kmeans: `k` = 11 clusters need at least 11 rows in `x`, got 10"),
+    ("kmeans k = 0", lambda: ops.kmeans(_X, 0, 300, 1e-4, 1, 0), ValueError, r"`k` \(the number of clusters\) must be >= 1"),
+    ("kmeans empty", lambda: ops.kmeans(torch.randn(0, 4), 1, 300, 1e-4, 1, 0), ValueError,
+     r"`x` must have at least 1 rows, got shape \[0, 4\]"),
+    ("kmeans integer x", lambda: ops.kmeans(_X.long(), 2, 300, 1e-4, 1, 0), TypeError, r"`x` must have a floating dtype"),
+    ("kmeans NaN", lambda: ops.kmeans(torch.tensor([[0.0], [float("nan")]]), 1, 300, 1e-4, 1, 0), ValueError,
+     r"`x` contains NaN or Inf"),
+    ("kmeans n_init", lambda: ops.kmeans(_X, 2, 300, 1e-4, 0, 0), ValueError, r"`n_init` .* must be >= 1"),
+    ("kmeans tol", lambda: ops.kmeans(_X, 2, 300, -1.0, 1, 0), ValueError, r"`tol` must be a finite number >= 0"),
+    ("knn k > N", lambda: ops.knn_predict(_X, _Y, _X, 11, "cosine"), ValueError, r"`k` \(neighbours\) must be in \[1, 10\]"),
+    ("knn labels length", lambda: ops.knn_predict(_X, _Y[:9], _X, 3, "cosine"), ValueError,
+     r"`train_y` has 9 entries but 10 were expected"),
+    ("knn float labels", lambda: ops.knn_predict(_X, _Y.float(), _X, 3, "cosine"), TypeError, r"`train_y` must hold integer labels"),
+    ("knn metric", lambda: ops.knn_predict(_X, _Y, _X, 3, "manhattan"), ValueError,
+     r"`metric` must be \"cosine\" or \"euclidean\", got \"manhattan\""),
+    ("knn columns", lambda: ops.knn_predict(_X, _Y, torch.randn(3, 5), 3, "cosine"), ValueError,
+     r"`query_x` has 5 columns but `train_x` has 4"),
+    ("knn dtype", lambda: ops.knn_predict(_X, _Y, _X.double(), 3, "cosine"), TypeError,
+     r"`query_x` has dtype Double but `train_x` has dtype Float"),
+    ("recall k > gallery", lambda: ops.retrieval_recall(_X, _X, torch.arange(10), [1, 11]), ValueError,
+     r"every K in `ks` must be in \[1, 10\] \(the gallery size\), got 11"),
+    ("recall no ks", lambda: ops.retrieval_recall(_X, _X, torch.arange(10), []), ValueError, r"`ks` must list at least one K"),
+    ("recall target range", lambda: ops.retrieval_recall(_X, _X, torch.arange(10) + 1, [1]), ValueError,
+     r"every entry of `query_to_gallery` must index a gallery row in \[0, 10\)"),
+    ("recall map length", lambda: ops.retrieval_recall(_X, _X, torch.arange(9), [1]), ValueError,
+     r"`query_to_gallery` has 9 entries but 10 were expected"),
+    ("recall NaN", lambda: ops.retrieval_recall(_X, torch.full((10, 4), float("nan")), torch.arange(10), [1]), ValueError,
+     r"`gallery` contains NaN or Inf"),
+    ("recall_any orphan query", lambda: ops.retrieval_recall_any(_X, _X, torch.zeros(10, dtype=torch.long), [1]),
+     ValueError, r"query 1 has no true item in `gallery_to_query`"),
+    ("gap_stats one row", lambda: ops.gap_stats([_X[:1], _X[:1]], False), ValueError, r"expected at least 2 rows \(N\)"),
+    ("gap_stats NaN", lambda: ops.gap_stats([_X, torch.full((10, 4), float("inf"))], False), ValueError,
+     r"gap_stats: `embeddings\[1\]` contains NaN or Inf"),
+    ("evaluate one modality", lambda: modgap.evaluate({"a": _X}), ValueError, r"at least 2 modalities"),
+    ("evaluate labels length", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y[:4], ks=(1,)), ValueError,
+     r"evaluate: `labels` has 4 entries but 10 were expected"),
+    ("evaluate ks", lambda: modgap.evaluate({"a": _X, "b": _X}, ks=(1, 50)), ValueError,
+     r"every K in `ks` must be in \[1, 10\]"),
+    ("evaluate fraction", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y, ks=(1,), test_fraction=1.5), ValueError,
+     r"`test_fraction` must be in \(0, 1\)"),
+    ("evaluate knn split", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y, ks=(1,), knn_k=9), ValueError,
+     r"the kNN training split has 8 rows, fewer than knn_k = 9"),
+]
+
+
+@pytest.mark.parametrize("name,call,exception,message", BAD_EVALUATION_INPUTS, ids=[c[0] for c in BAD_EVALUATION_INPUTS])
+def test_evaluation_bad_input_is_a_clear_error(name, call, exception, message):
+    with pytest.raises(exception, match=message):
+        call()
+
+
+def test_evaluation_meta_kernels_check_too():
+    with pytest.raises(ValueError, match=r"`k` = 11 clusters need at least 11 rows"):
+        ops.kmeans(_X.to("meta"), 11, 300, 1e-4, 1, 0)
+    with pytest.raises(ValueError, match=r"`metric` must be"):
+        ops.knn_predict(_X.to("meta"), _Y.to("meta"), _X.to("meta"), 3, "l1")
