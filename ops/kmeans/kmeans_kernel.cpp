@@ -13,12 +13,14 @@
 //     without strict convergence the labels are recomputed for the final centres;
 //   * n_init initialisations, the one with the lowest inertia wins (the first on ties).
 // Random numbers come from a CPU generator seeded with `seed` (one stream for all initialisations), so
-// a seed gives the same result on a given device. Per-cluster sums are index_add_ on the CPU
-// (sequential, deterministic) and a one-hot GEMM on CUDA (deterministic, unlike atomic index_add_).
+// a seed gives the same result on a given device. Per-cluster sums are deterministic on both devices
+// (see cluster_sums).
 // Distances use ||x||^2 + ||c||^2 - 2 x.c in tiles of rows; no N x k buffer beyond one tile, no N x N.
 #include <torch/library.h>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 
 #include <cmath>
 #include <limits>
@@ -31,11 +33,24 @@ namespace modgap {
 
 namespace {
 
-// Squared Euclidean distances between the rows of `a` and of `x`, clamped at 0 like sklearn's
-// euclidean_distances: [rows(a), rows(x)]. Only used for the few k-means++ candidates.
-at::Tensor squared_distances(const at::Tensor& a, const at::Tensor& a_sq, const at::Tensor& x,
-                             const at::Tensor& x_sq) {
-  return at::addmm(a_sq.unsqueeze(1) + x_sq.unsqueeze(0), a, x.t(), 1.0, -2.0).clamp_min_(0.0);
+// Squared Euclidean distances between the rows of `x` and of `a`, clamped at 0 like sklearn's
+// euclidean_distances: [rows(x), rows(a)]. Only used for the few k-means++ candidates; the GEMM is laid
+// out as x @ a^T (tall-skinny output), which BLAS runs several times faster than a @ x^T.
+at::Tensor squared_distances(const at::Tensor& x, const at::Tensor& x_sq, const at::Tensor& a,
+                             const at::Tensor& a_sq) {
+  return at::addmm(x_sq.unsqueeze(1) + a_sq.unsqueeze(0), x, a.t(), 1.0, -2.0).clamp_min_(0.0);
+}
+
+// sum_j ||x_j||^2 without an [N, D] temporary.
+at::Tensor row_squared_norms(const at::Tensor& x) {
+  at::Tensor out = at::empty({x.size(0)}, x.options());
+  const int64_t rows = eval::tile_rows(x.size(1), x.device());
+  for (int64_t start = 0; start < x.size(0); start += rows) {
+    const int64_t len = std::min(rows, x.size(0) - start);
+    const at::Tensor tile = x.narrow(0, start, len);
+    out.narrow(0, start, len).copy_((tile * tile).sum(1));
+  }
+  return out;
 }
 
 // E-step: nearest centre of every row and the squared distance to it.
@@ -58,27 +73,104 @@ std::pair<at::Tensor, at::Tensor> assign_to_nearest(const at::Tensor& x, const a
   return {labels, min_distance};
 }
 
-// Sum of the rows of each cluster, [k, D], deterministic on both devices.
+// Sum of the rows of each cluster on CUDA, [k, D]: a one-hot GEMM per tile of rows (atomic index_add_
+// would make the sums, hence the centroids, vary from run to run).
 at::Tensor cluster_sums(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
   at::Tensor sums = at::zeros({k, x.size(1)}, x.options());
-  if (!x.is_cuda()) {
-    return sums.index_add_(0, labels, x);
-  }
   const int64_t n = x.size(0);
-  const int64_t rows = eval::tile_rows(k, x.device());
-  for (int64_t start = 0; start < n; start += rows) {
-    const int64_t len = std::min(rows, n - start);
+  const int64_t tile = eval::tile_rows(k, x.device());
+  for (int64_t start = 0; start < n; start += tile) {
+    const int64_t len = std::min(tile, n - start);
     const at::Tensor one_hot = at::one_hot(labels.narrow(0, start, len), k).to(x.scalar_type());
     sums.addmm_(one_hot.t(), x.narrow(0, start, len));
   }
   return sums;
 }
 
+// The CPU path reads x once per Lloyd iteration, as scikit-learn's chunked loop does: the rows are
+// split into a fixed number of blocks (fixed by k and D, not by the thread count, so results are
+// bit-reproducible on any machine); a block takes 256 rows at a time, computes their distances to the
+// centres with a small GEMM, picks the nearest and adds the rows to the block's partial sums while they
+// are still in cache. Partial sums are then added in block order.
+int64_t cpu_blocks(int64_t n, int64_t k, int64_t d) {
+  const int64_t by_memory = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(k * d, 1));
+  return std::max<int64_t>(1, std::min<int64_t>({16, by_memory, (n + 255) / 256}));
+}
+
+void lloyd_step_cpu(const at::Tensor& x, const at::Tensor& centers, at::Tensor& labels, at::Tensor& sums,
+                    at::Tensor& counts) {
+  const int64_t n = x.size(0);
+  const int64_t d = x.size(1);
+  const int64_t k = centers.size(0);
+  const int64_t blocks = cpu_blocks(n, k, d);
+  const int64_t rows_per_block = (n + blocks - 1) / blocks;
+  const at::Tensor c_sq = (centers * centers).sum(1).unsqueeze(0);
+  const at::Tensor centers_t = centers.t().contiguous();
+  at::Tensor partial_sums = at::zeros({blocks, k, d}, x.options());
+  at::Tensor partial_counts = at::zeros({blocks, k}, x.options().dtype(at::kLong));
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "lloyd_step_cpu", [&] {
+    at::parallel_for(0, blocks, 1, [&](int64_t b0, int64_t b1) {
+      for (int64_t block = b0; block < b1; ++block) {
+        const int64_t begin = block * rows_per_block;
+        const int64_t end = std::min(n, begin + rows_per_block);
+        scalar_t* block_sums = partial_sums[block].data_ptr<scalar_t>();
+        int64_t* block_counts = partial_counts[block].data_ptr<int64_t>();
+        int64_t* label = labels.data_ptr<int64_t>();
+        for (int64_t start = begin; start < end; start += 256) {
+          const int64_t len = std::min<int64_t>(256, end - start);
+          const at::Tensor rows = x.narrow(0, start, len);
+          // ||c||^2 - 2 x.c orders the centres like the full distance; ties go to the lowest index.
+          const at::Tensor nearest = std::get<1>(at::addmm(c_sq, rows, centers_t, 1.0, -2.0).min(1));
+          const int64_t* nearest_ptr = nearest.const_data_ptr<int64_t>();
+          const scalar_t* row_ptr = rows.const_data_ptr<scalar_t>();
+          for (int64_t i = 0; i < len; ++i) {
+            const int64_t c = nearest_ptr[i];
+            label[start + i] = c;
+            block_counts[c] += 1;
+            scalar_t* target = block_sums + c * d;
+            const scalar_t* row = row_ptr + i * d;
+            for (int64_t j = 0; j < d; ++j) {
+              target[j] += row[j];
+            }
+          }
+        }
+      }
+    });
+  });
+  sums = partial_sums.sum(0);  // block order, deterministic
+  counts = partial_counts.sum(0);
+}
+
 // Exact inertia sum_i ||x_i - c_{label_i}||^2 in float64 (not the expanded form, which cancels).
 at::Tensor exact_inertia(const at::Tensor& x, const at::Tensor& labels, const at::Tensor& centers) {
-  at::Tensor total = at::zeros({}, x.options().dtype(at::kDouble));
   const int64_t n = x.size(0);
-  const int64_t rows = eval::tile_rows(x.size(1), x.device());
+  const int64_t d = x.size(1);
+  if (!x.is_cuda()) {
+    // Per-row float64 sums in parallel, then one ordered reduction.
+    at::Tensor per_row = at::empty({n}, x.options().dtype(at::kDouble));
+    const at::Tensor labels_contiguous = labels.contiguous();
+    AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "exact_inertia_cpu", [&] {
+      const scalar_t* rows = x.const_data_ptr<scalar_t>();
+      const scalar_t* c = centers.const_data_ptr<scalar_t>();
+      const int64_t* label = labels_contiguous.const_data_ptr<int64_t>();
+      double* out = per_row.data_ptr<double>();
+      at::parallel_for(0, n, 1024, [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) {
+          const scalar_t* row = rows + i * d;
+          const scalar_t* center = c + label[i] * d;
+          double total = 0.0;
+          for (int64_t j = 0; j < d; ++j) {
+            const double diff = static_cast<double>(row[j]) - static_cast<double>(center[j]);
+            total += diff * diff;
+          }
+          out[i] = total;
+        }
+      });
+    });
+    return per_row.sum();
+  }
+  at::Tensor total = at::zeros({}, x.options().dtype(at::kDouble));
+  const int64_t rows = eval::tile_rows(d, x.device());
   for (int64_t start = 0; start < n; start += rows) {
     const int64_t len = std::min(rows, n - start);
     const at::Tensor diff = x.narrow(0, start, len) - centers.index_select(0, labels.narrow(0, start, len));
@@ -97,20 +189,21 @@ at::Tensor kmeans_plusplus(const at::Tensor& x, const at::Tensor& x_sq, int64_t 
 
   const at::Tensor first = at::randint(n, {1}, generator, cpu_long).to(x.device());
   centers.narrow(0, 0, 1).copy_(x.index_select(0, first));
-  at::Tensor closest = squared_distances(x.index_select(0, first), x_sq.index_select(0, first), x, x_sq)[0];
+  at::Tensor closest = squared_distances(x, x_sq, x.index_select(0, first), x_sq.index_select(0, first)).squeeze(1);
   at::Tensor potential = closest.sum(at::kDouble);
   for (int64_t c = 1; c < k; ++c) {
     const at::Tensor uniforms = at::rand({n_local_trials}, generator, cpu_double).to(x.device());
     const at::Tensor cumulative = closest.cumsum(0, at::kDouble);
     at::Tensor candidates = at::searchsorted(cumulative, uniforms * potential).clamp_max_(n - 1);
-    at::Tensor distances =
-        at::minimum(closest.unsqueeze(0),
-                    squared_distances(x.index_select(0, candidates), x_sq.index_select(0, candidates), x, x_sq));
-    const at::Tensor candidate_potentials = distances.sum(1, /*keepdim=*/false, at::kDouble);
-    const at::Tensor best = candidate_potentials.argmin();
-    potential = candidate_potentials.index_select(0, best.unsqueeze(0)).squeeze(0);
-    closest = distances.index_select(0, best.unsqueeze(0)).squeeze(0);
-    centers.narrow(0, c, 1).copy_(x.index_select(0, candidates.index_select(0, best.unsqueeze(0))));
+    // [N, trials]: distance of every point to its nearest centre if the candidate were added.
+    const at::Tensor distances = at::minimum(
+        closest.unsqueeze(1),
+        squared_distances(x, x_sq, x.index_select(0, candidates), x_sq.index_select(0, candidates)));
+    const at::Tensor candidate_potentials = distances.sum(0, /*keepdim=*/false, at::kDouble);
+    const at::Tensor best = candidate_potentials.argmin().unsqueeze(0);
+    potential = candidate_potentials.index_select(0, best).squeeze(0);
+    closest = distances.index_select(1, best).squeeze(1).contiguous();
+    centers.narrow(0, c, 1).copy_(x.index_select(0, candidates.index_select(0, best)));
   }
   return centers;
 }
@@ -153,9 +246,15 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
   int64_t iteration = 0;
   while (iteration < max_iter) {
     ++iteration;
-    labels = assign_to_nearest(x, x_sq, centers).first;
-    at::Tensor sums = cluster_sums(x, labels, k);
-    at::Tensor counts = at::bincount(labels, {}, k);
+    at::Tensor sums, counts;
+    if (x.is_cuda()) {
+      labels = assign_to_nearest(x, x_sq, centers).first;
+      sums = cluster_sums(x, labels, k);
+      counts = at::bincount(labels, {}, k);
+    } else {
+      labels = at::empty({x.size(0)}, x.options().dtype(at::kLong));
+      lloyd_step_cpu(x, centers.contiguous(), labels, sums, counts);
+    }
     if ((counts == 0).any().item<bool>()) {
       relocate_empty_clusters(x, labels, centers, sums, counts);
     }
@@ -202,9 +301,11 @@ KMeansResult kmeans_fit(const at::Tensor& x, int64_t k, int64_t max_iter, double
   const at::Tensor data = x.to(eval::compute_dtype(x.scalar_type())).contiguous();
   const at::Tensor mean = data.mean(0, /*keepdim=*/true);
   const at::Tensor centred = data - mean;
-  const at::Tensor x_sq = centred.pow(2).sum(1);
+  const at::Tensor x_sq = row_squared_norms(centred);
   // sklearn's _tolerance: tol scaled by the mean per-feature variance.
-  const double tolerance = tol == 0.0 ? 0.0 : centred.var(0, /*unbiased=*/false).mean().item<double>() * tol;
+  // For centred data mean_d var(x_d) = sum_i ||x_i||^2 / (N D): no [N, D] temporary.
+  const double tolerance =
+      tol == 0.0 ? 0.0 : x_sq.sum(at::kDouble).item<double>() / static_cast<double>(x.numel()) * tol;
 
   at::Generator generator = at::detail::createCPUGenerator(static_cast<uint64_t>(seed));
   LloydResult best;

@@ -2,17 +2,17 @@
 // registered for both keys).
 //
 // Scores are cosine similarities (rows L2-normalised inside). The 0-based rank of query i is the number
-// of gallery items scoring strictly higher than its best true item:
-//     rank_i = #{ j : s_ij > max_{j' true for i} s_ij' },   hit@K  <=>  rank_i < K.
+// of gallery items that are not true for i and score strictly higher than its best true item:
+//     rank_i = #{ j not true for i : s_ij > max_{j' true for i} s_ij' },   hit@K  <=>  rank_i < K.
 // For one true item this is the position of that item in the sorted row; for several (captions of an
 // image) it is the minimum position over them, which is openai/CLIP #115's "any caption in the top K"
 // and the seed code's min-rank rule (measures.md §9.3). Ties with the true item count in the query's
 // favour (a full sort would break them arbitrarily).
 //
-// No N_query x N_gallery buffer: two passes over (query tile x gallery tile) GEMM blocks, the first
-// takes the best true score of each query, the second counts the higher scores. Both passes compute
-// every block with identical shapes, so the true item's score is bit-identical in both and the item is
-// never counted above itself.
+// No N_query x N_gallery buffer and one pass of GEMM tiles: the best true score of each query is a
+// row-wise dot product (O(N*D)); each (query tile x gallery tile) block then counts the non-true items
+// above it. True items are masked out of the count, so the few-ulp difference between the dot product
+// and the GEMM's value of the same score can never count a true item above itself.
 #include <torch/library.h>
 
 #include <functional>
@@ -30,32 +30,22 @@ namespace {
 // is_true(query_rows, gallery_cols) for one block, [q_len, g_len] bool.
 using TrueMask = std::function<at::Tensor(int64_t q0, int64_t q_len, int64_t g0, int64_t g_len)>;
 
-at::Tensor recall_at_ks(const at::Tensor& queries, const at::Tensor& gallery, const TrueMask& is_true,
+// `best_true`: [N_query] best score of a true item per query, computed from the normalised rows.
+at::Tensor recall_at_ks(const at::Tensor& q, const at::Tensor& g, const at::Tensor& best_true, const TrueMask& is_true,
                         at::IntArrayRef ks) {
-  const at::Tensor q = eval::l2_normalize_rows(queries);
-  const at::Tensor g = eval::l2_normalize_rows(gallery);
   const int64_t n_query = q.size(0);
   const int64_t n_gallery = g.size(0);
   const int64_t cols = std::min(eval::tile_cols(q.device()), n_gallery);
   const int64_t rows = eval::tile_rows(cols, q.device());
-  const auto block = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
-    return at::mm(q.narrow(0, q0, q_len), g.narrow(0, g0, g_len).t());
-  };
   at::Tensor ranks = at::zeros({n_query}, q.options().dtype(at::kLong));
   for (int64_t q0 = 0; q0 < n_query; q0 += rows) {
     const int64_t q_len = std::min(rows, n_query - q0);
-    at::Tensor best_true = at::full({q_len}, -std::numeric_limits<double>::infinity(), q.options());
-    for (int64_t g0 = 0; g0 < n_gallery; g0 += cols) {
-      const int64_t g_len = std::min(cols, n_gallery - g0);
-      const at::Tensor scores = block(q0, q_len, g0, g_len);
-      const at::Tensor masked = scores.masked_fill(is_true(q0, q_len, g0, g_len).logical_not(),
-                                                   -std::numeric_limits<double>::infinity());
-      best_true = at::maximum(best_true, std::get<0>(masked.max(1)));
-    }
+    const at::Tensor threshold = best_true.narrow(0, q0, q_len).unsqueeze(1);
     at::Tensor rank = ranks.narrow(0, q0, q_len);
     for (int64_t g0 = 0; g0 < n_gallery; g0 += cols) {
       const int64_t g_len = std::min(cols, n_gallery - g0);
-      rank += (block(q0, q_len, g0, g_len) > best_true.unsqueeze(1)).sum(1);
+      const at::Tensor scores = at::mm(q.narrow(0, q0, q_len), g.narrow(0, g0, g_len).t());
+      rank += ((scores > threshold) & is_true(q0, q_len, g0, g_len).logical_not()).sum(1);
     }
   }
   std::vector<at::Tensor> recalls;
@@ -95,10 +85,13 @@ at::Tensor retrieval_recall_kernel(const at::Tensor& queries, const at::Tensor& 
   const int64_t n_gallery = gallery.size(0);
   TORCH_CHECK_VALUE(((target >= 0) & (target < n_gallery)).all().item<bool>(), kRetrievalRecallName,
                     ": every entry of `query_to_gallery` must index a gallery row in [0, ", n_gallery, ")");
+  const at::Tensor q = eval::l2_normalize_rows(queries);
+  const at::Tensor g = eval::l2_normalize_rows(gallery);
+  const at::Tensor best_true = (q * g.index_select(0, target)).sum(1);
   const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
     return target.narrow(0, q0, q_len).unsqueeze(1) == at::arange(g0, g0 + g_len, target.options()).unsqueeze(0);
   };
-  return recall_at_ks(queries, gallery, is_true, ks);
+  return recall_at_ks(q, g, best_true, is_true, ks);
 }
 
 at::Tensor retrieval_recall_any_kernel(const at::Tensor& queries, const at::Tensor& gallery,
@@ -115,10 +108,16 @@ at::Tensor retrieval_recall_any_kernel(const at::Tensor& queries, const at::Tens
   TORCH_CHECK_VALUE((items_per_query > 0).all().item<bool>(), kRetrievalRecallAnyName, ": query ",
                     (items_per_query == 0).nonzero()[0][0].item<int64_t>(),
                     " has no true item in `gallery_to_query`; every query needs at least one");
+  const at::Tensor q = eval::l2_normalize_rows(queries);
+  const at::Tensor g = eval::l2_normalize_rows(gallery);
+  // Score of every gallery item against its own query, then the maximum per query.
+  const at::Tensor own_scores = (q.index_select(0, owner) * g).sum(1);
+  const at::Tensor best_true =
+      at::full({n_query}, -std::numeric_limits<double>::infinity(), q.options()).scatter_reduce(0, owner, own_scores, "amax");
   const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
     return owner.narrow(0, g0, g_len).unsqueeze(0) == at::arange(q0, q0 + q_len, owner.options()).unsqueeze(1);
   };
-  return recall_at_ks(queries, gallery, is_true, ks);
+  return recall_at_ks(q, g, best_true, is_true, ks);
 }
 
 TORCH_LIBRARY_IMPL(modgap, CPU, m) {
