@@ -11,12 +11,25 @@
 #include <cuda_runtime_api.h>
 #endif
 
+#include <modgap/config.h>
 #include <modgap/modgap.h>
 
 namespace modgap {
 namespace detail {
 int64_t link_anchor() { return 1; }
 }  // namespace detail
+
+// Config errors become ValueError in Python (c10::ValueError), with the composer's message.
+std::tuple<std::string, std::string, std::vector<std::string>> compose_config_op(std::string config_dir,
+                                                                                std::string config_name,
+                                                                                std::vector<std::string> overrides) {
+  try {
+    ComposedConfig composed = compose_config(config_dir, config_name, overrides);
+    return {composed.json, composed.yaml, composed.defaults};
+  } catch (const ConfigError& error) {
+    TORCH_CHECK_VALUE(false, error.what());
+  }
+}
 
 int64_t cuda_version() {
 #ifdef MODGAP_WITH_CUDA
@@ -80,6 +93,12 @@ TORCH_LIBRARY(modgap, m) {
       "_evaluate(Tensor[] embeddings, str[] names, Tensor? labels, int[] ks, int n_clusters, int n_init, "
       "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress) -> (str "
       "json, str table)");
+
+  // ---- configs (Hydra-style composition with yaml-cpp; include/modgap/config.h) ----
+  // Internal: the composed config as JSON and YAML, and the final defaults list. Python:
+  // modgap.config.compose(); C++: modgap::compose_config().
+  m.def("_compose_config(str config_dir, str config_name, str[] overrides) -> (str json, str yaml, str[] defaults)",
+        &modgap::compose_config_op);
 
   // ---- library information ----
   m.def("_cuda_version() -> int", &modgap::cuda_version);

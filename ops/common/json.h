@@ -2,6 +2,7 @@
 // same text). Writing only: the configs (yaml-cpp) are the library's input format.
 #pragma once
 
+#include <charconv>
 #include <cmath>
 #include <cstdint>
 #include <iomanip>
@@ -106,7 +107,13 @@ class Json {
       case Kind::Integer: out << integer_; break;
       case Kind::Number:
         if (std::isfinite(number_)) {
-          out << std::setprecision(17) << number_;
+          char buffer[32];  // shortest text that reads back as the same double
+          const auto result = std::to_chars(buffer, buffer + sizeof(buffer), number_);
+          const std::string text(buffer, result.ptr);
+          out << text;
+          if (text.find_first_of(".eE") == std::string::npos) {
+            out << ".0";  // keep it a float for JSON readers that distinguish
+          }
         } else {
           out << "null";
         }

@@ -15,7 +15,7 @@ from ._library import library_path, load_library
 
 load_library()
 
-from . import nn  # noqa: E402  (needs the ops loaded)
+from . import config, nn  # noqa: E402  (need the ops loaded)
 
 __all__ = [
     "atp_loss",
@@ -31,6 +31,7 @@ __all__ = [
     "library_path",
     "cuda_version",
     "nn",
+    "config",
 ]
 __version__ = "0.1.0"
 

@@ -1,0 +1,43 @@
+// Hydra-style configuration composition in C++ (yaml-cpp), shared by the C++ tools and, through the
+// internal op modgap::_compose_config, by modgap.config.compose() in Python: both read the same files
+// the same way.
+//
+// Supported (a documented subset of Hydra 1.3 / OmegaConf 2.3; see README "Configs"):
+//   * a primary config with a `defaults:` list: group defaults (`- loss: ours`, `- loss@train.loss: ours`,
+//     `- optional loss: x`, `- loss: null`), non-overridable configs (`- data/common`), `override` entries
+//     in any config (`- override /loss: clip_ft`; the last one in depth-first order wins), absolute
+//     (`/group`) and relative group paths, `_self_` (implicitly last), `# @package` headers
+//     (`_global_`, `a.b`), packages `@pkg` in defaults entries;
+//   * command-line overrides: `key=value` (the key must exist), `+key=value` (must not exist),
+//     `++key=value` (upsert), `~key` / `~key=value` (delete), `group=option`, `+group=option`, `~group`;
+//     values are YAML flow scalars, `[lists]` (assigned) and `{dicts}` (merged); sweeps (`a,b`) are rejected;
+//   * merge: mappings deep-merge, lists are replaced, `???` (missing) never overwrites a value;
+//   * interpolation: `${a.b}`, `${a.list.0}`, relative `${.sibling}` / `${..uncle}`, nested `${a.${b}}`,
+//     `${oc.env:VAR}` / `${oc.env:VAR,default}`, `${oc.select:key,default}`; a value that is exactly one
+//     interpolation keeps the referenced node's type (whole subtrees too), a mixed string is a string;
+//     cycles and references to missing keys are errors; `???` values are kept as "???".
+// Every error names the file (or override) and key and says what was wrong.
+#pragma once
+
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace modgap {
+
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct ComposedConfig {
+  std::string json;                   // the composed, interpolation-resolved config
+  std::string yaml;                   // the same as YAML
+  std::vector<std::string> defaults;  // the final defaults list, one "group: option -> package" per line
+};
+
+// Composes `<config_dir>/<config_name>.yaml` with `overrides`. Throws ConfigError.
+ComposedConfig compose_config(const std::string& config_dir, const std::string& config_name,
+                              const std::vector<std::string>& overrides);
+
+}  // namespace modgap

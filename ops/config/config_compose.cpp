@@ -1,0 +1,795 @@
+// Hydra-style config composition with yaml-cpp (see include/modgap/config.h for the supported subset and
+// ../shared/notes/style-perf.md §6 for the Hydra/OmegaConf rules it follows).
+//
+// Algorithm (Hydra's, simplified):
+//   1. command-line overrides are split into defaults-list overrides (the key names a config group, i.e.
+//      a directory under config_dir) and value overrides;
+//   2. the defaults tree is expanded depth-first from the primary config. `override` entries found in
+//      any config, and the command line's `group=option` (highest priority), form a table of group
+//      selections; since an `override` can sit in a config expanded after the group it overrides (an
+//      experiment listed last), expansion is repeated until the table no longer changes;
+//   3. the configs are merged in the resulting order (each config's own body at its `_self_` position),
+//      each placed at its package;
+//   4. value overrides are applied, then every interpolation is resolved.
+#include <modgap/config.h>
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <map>
+#include <optional>
+#include <regex>
+#include <set>
+#include <sstream>
+
+#include "ops/common/json.h"
+
+namespace modgap {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
+
+std::vector<std::string> split_path(const std::string& path, char separator = '.') {
+  std::vector<std::string> parts;
+  std::string part;
+  std::stringstream stream(path);
+  while (std::getline(stream, part, separator)) {
+    if (!part.empty()) {
+      parts.push_back(part);
+    }
+  }
+  return parts;
+}
+
+std::string join(const std::vector<std::string>& parts, const std::string& separator) {
+  std::string out;
+  for (size_t i = 0; i < parts.size(); ++i) {
+    out += (i ? separator : "") + parts[i];
+  }
+  return out;
+}
+
+bool is_missing(const YAML::Node& node) { return node.IsScalar() && node.Scalar() == "???" && node.Tag() != "!"; }
+
+std::string kind_name(const YAML::Node& node) {
+  switch (node.Type()) {
+    case YAML::NodeType::Map: return "a mapping";
+    case YAML::NodeType::Sequence: return "a list";
+    case YAML::NodeType::Null: return "null";
+    default: return "a scalar";
+  }
+}
+
+// ---- merge (OmegaConf.merge): mappings deep-merge, everything else is replaced, ??? never overwrites ----
+void merge_into(YAML::Node destination, const YAML::Node& source) {
+  for (const auto& entry : source) {
+    const std::string key = entry.first.Scalar();
+    const YAML::Node& value = entry.second;
+    YAML::Node existing = destination[key];
+    if (existing.IsDefined() && !existing.IsNull() && is_missing(value)) {
+      continue;
+    }
+    if (existing.IsDefined() && existing.IsMap() && value.IsMap()) {
+      merge_into(existing, value);
+    } else {
+      destination[key] = YAML::Clone(value);
+    }
+  }
+}
+
+YAML::Node wrap_in_package(const YAML::Node& body, const std::string& package) {
+  YAML::Node wrapped = YAML::Clone(body);
+  const auto parts = split_path(package);
+  for (auto it = parts.rbegin(); it != parts.rend(); ++it) {
+    YAML::Node outer(YAML::NodeType::Map);
+    outer[*it] = wrapped;
+    wrapped = outer;
+  }
+  return wrapped;
+}
+
+// ---- files ----
+
+struct LoadedConfig {
+  YAML::Node body;                    // without `defaults`
+  YAML::Node defaults;                // the defaults list (undefined if none)
+  std::optional<std::string> header;  // `# @package X`
+  std::string file;
+};
+
+LoadedConfig load_config_file(const fs::path& path) {
+  LoadedConfig loaded;
+  loaded.file = path.string();
+  std::ifstream input(path);
+  if (!input) {
+    fail(loaded.file + ": cannot read the config file");
+  }
+  std::string line;
+  while (std::getline(input, line)) {  // the header must precede the content (comments/blank lines allowed)
+    static const std::regex header(R"(^\s*#\s*@package\s+(\S+)\s*$)");
+    std::smatch match;
+    if (std::regex_match(line, match, header)) {
+      loaded.header = match[1];
+      break;
+    }
+    if (!line.empty() && line.find_first_not_of(" \t") != std::string::npos && line[line.find_first_not_of(" \t")] != '#') {
+      break;
+    }
+  }
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path.string());
+  } catch (const YAML::Exception& error) {
+    fail(loaded.file + ": invalid YAML: " + error.what());
+  }
+  if (root.IsNull() || !root.IsDefined()) {
+    root = YAML::Node(YAML::NodeType::Map);
+  }
+  if (!root.IsMap()) {
+    fail(loaded.file + ": a config file must hold a mapping at the top level, got " + kind_name(root));
+  }
+  loaded.body = YAML::Node(YAML::NodeType::Map);
+  for (const auto& entry : root) {
+    if (entry.first.Scalar() == "defaults") {
+      loaded.defaults = entry.second;
+      if (!loaded.defaults.IsSequence()) {
+        fail(loaded.file + ": `defaults` must be a list, got " + kind_name(loaded.defaults));
+      }
+    } else {
+      loaded.body[entry.first.Scalar()] = entry.second;
+    }
+  }
+  return loaded;
+}
+
+std::vector<std::string> options_of_group(const fs::path& config_dir, const std::string& group) {
+  std::vector<std::string> options;
+  const fs::path directory = config_dir / group;
+  if (fs::is_directory(directory)) {
+    for (const auto& file : fs::directory_iterator(directory)) {
+      if (file.path().extension() == ".yaml") {
+        options.push_back(file.path().stem().string());
+      }
+    }
+  }
+  std::sort(options.begin(), options.end());
+  return options;
+}
+
+// ---- command-line overrides ----
+
+struct Override {
+  enum class Kind { Set, Add, Upsert, Delete } kind = Kind::Set;
+  std::string key;
+  std::optional<std::string> value;
+  std::string text;  // as given, for messages
+};
+
+Override parse_override(const std::string& text) {
+  Override parsed;
+  parsed.text = text;
+  std::string rest = text;
+  if (rest.rfind("++", 0) == 0) {
+    parsed.kind = Override::Kind::Upsert;
+    rest = rest.substr(2);
+  } else if (rest.rfind("+", 0) == 0) {
+    parsed.kind = Override::Kind::Add;
+    rest = rest.substr(1);
+  } else if (rest.rfind("~", 0) == 0) {
+    parsed.kind = Override::Kind::Delete;
+    rest = rest.substr(1);
+  }
+  const auto equals = rest.find('=');
+  parsed.key = rest.substr(0, equals);
+  if (equals != std::string::npos) {
+    parsed.value = rest.substr(equals + 1);
+  }
+  if (parsed.key.empty()) {
+    fail("override '" + text + "': the key is empty (expected key=value)");
+  }
+  if (!parsed.value && parsed.kind != Override::Kind::Delete) {
+    fail("override '" + text + "': expected key=value (or ~key to delete)");
+  }
+  return parsed;
+}
+
+// An override value: YAML flow syntax (scalars, [lists], {dicts}); sweeps need multirun.
+YAML::Node parse_override_value(const Override& override_) {
+  const std::string& text = *override_.value;
+  int depth = 0;
+  char quote = 0;
+  for (const char c : text) {
+    if (quote) {
+      quote = c == quote ? 0 : quote;
+    } else if (c == '\'' || c == '"') {
+      quote = c;
+    } else if (c == '[' || c == '{') {
+      ++depth;
+    } else if (c == ']' || c == '}') {
+      --depth;
+    } else if (c == ',' && depth == 0 && text.find("${") == std::string::npos) {
+      fail("override '" + override_.text +
+           "': a comma-separated value is a sweep, which needs multirun (not supported); quote it for a string");
+    }
+  }
+  if (text.empty()) {
+    YAML::Node empty("");
+    empty.SetTag("!");
+    return empty;
+  }
+  try {
+    return YAML::Load(text);
+  } catch (const YAML::Exception& error) {
+    fail("override '" + override_.text + "': cannot parse the value: " + error.what());
+  }
+}
+
+// ---- the defaults tree ----
+
+struct Composer {
+  fs::path config_dir;
+  std::map<std::string, std::optional<std::string>> selections;  // group -> option (nullopt: removed)
+  std::set<std::string> command_line_groups;                     // groups set with group=option
+  std::vector<std::pair<std::string, std::string>> appended;     // +group=option
+  std::set<std::string> removed_configs;                         // ~group or ~path/config
+  std::map<std::string, std::string> discovered_overrides;       // `override` entries, DFS order, last wins
+  std::set<std::string> groups_seen;                             // group defaults met in the tree
+  std::vector<std::pair<YAML::Node, std::string>> merge_order;   // (body, package)
+  std::vector<std::string> defaults_lines;
+  std::vector<std::string> stack;                                // files being expanded (cycle check)
+
+  std::string resolve_group(const std::string& group, const std::string& parent_group_dir) const {
+    if (group.find("..") != std::string::npos || group.find('\\') != std::string::npos) {
+      fail("defaults: group path '" + group + "' may not contain '..' or '\\'");
+    }
+    if (!group.empty() && group[0] == '/') {
+      return group.substr(1);
+    }
+    return parent_group_dir.empty() ? group : parent_group_dir + "/" + group;
+  }
+
+  static std::string package_of(const std::optional<std::string>& entry_package, const std::string& parent_package,
+                                const std::optional<std::string>& header, const std::string& default_package) {
+    if (entry_package) {  // relative to the including config's package
+      if (*entry_package == "_global_") return "";
+      if (entry_package->rfind("_global_.", 0) == 0) return entry_package->substr(9);
+      return parent_package.empty() ? *entry_package : parent_package + "." + *entry_package;
+    }
+    if (header) {  // absolute
+      if (*header == "_global_") return "";
+      if (header->rfind("_global_.", 0) == 0) return header->substr(9);
+      return *header;
+    }
+    return default_package;
+  }
+
+  void expand(const fs::path& file, const std::string& group_dir, const std::string& package,
+              const std::optional<std::string>& entry_package, bool primary,
+              const std::vector<std::pair<std::string, std::string>>& extra_defaults) {
+    const std::string file_key = fs::relative(file, config_dir).string();
+    if (std::find(stack.begin(), stack.end(), file_key) != stack.end()) {
+      fail(file_key + ": defaults list cycle: " + join(stack, " -> ") + " -> " + file_key);
+    }
+    stack.push_back(file_key);
+    LoadedConfig loaded = load_config_file(file);
+    std::string slash_group = group_dir;
+    std::replace(slash_group.begin(), slash_group.end(), '/', '.');
+    const std::string own_package =
+        primary ? "" : package_of(entry_package, package, loaded.header, slash_group);
+    bool self_done = false;
+    const auto merge_self = [&] {
+      merge_order.emplace_back(loaded.body, own_package);
+      self_done = true;
+    };
+    if (loaded.defaults.IsDefined()) {
+      for (const auto& entry : loaded.defaults) {
+        expand_entry(entry, loaded.file, group_dir_of_config(file), own_package, merge_self);
+      }
+    }
+    if (!self_done) {
+      merge_self();
+    }
+    for (const auto& [group, option] : extra_defaults) {  // +group=option from the command line
+      YAML::Node entry(YAML::NodeType::Map);
+      entry["/" + group] = option;
+      expand_entry(entry, "command line", "", own_package, [] {});
+    }
+    stack.pop_back();
+  }
+
+  std::string group_dir_of_config(const fs::path& file) const {
+    const fs::path relative = fs::relative(file.parent_path(), config_dir);
+    return relative == "." ? "" : relative.string();
+  }
+
+  void expand_entry(const YAML::Node& entry, const std::string& file, const std::string& group_dir,
+                    const std::string& package, const std::function<void()>& merge_self) {
+    if (entry.IsScalar()) {
+      const std::string text = entry.Scalar();
+      if (text == "_self_") {
+        merge_self();
+        return;
+      }
+      // A non-overridable config: path[@package], relative to this config's group unless absolute.
+      const auto at = text.find('@');
+      const std::string path = resolve_group(text.substr(0, at), group_dir);
+      const std::optional<std::string> entry_package =
+          at == std::string::npos ? std::nullopt : std::optional<std::string>(text.substr(at + 1));
+      if (removed_configs.count(path)) {
+        return;
+      }
+      const fs::path target = config_dir / (path + ".yaml");
+      if (!fs::exists(target)) {
+        fail(file + ": defaults: config '" + text + "' not found (looked for " + target.string() + ")");
+      }
+      const std::string parent = fs::path(path).parent_path().string();
+      defaults_lines.push_back(path + " -> " + (entry_package ? *entry_package : parent));
+      expand(target, parent, package, entry_package, false, {});
+      return;
+    }
+    if (!entry.IsMap() || entry.size() != 1) {
+      fail(file + ": defaults: each entry must be `_self_`, a config path or a single `group: option` mapping");
+    }
+    std::string key = entry.begin()->first.Scalar();
+    const YAML::Node value = entry.begin()->second;
+    bool is_override = false;
+    bool optional = false;
+    if (key.rfind("override ", 0) == 0) {
+      is_override = true;
+      key = key.substr(9);
+    } else if (key.rfind("optional ", 0) == 0) {
+      optional = true;
+      key = key.substr(9);
+    }
+    const auto at = key.find('@');
+    const std::string group = resolve_group(key.substr(0, at), group_dir);
+    const std::optional<std::string> entry_package =
+        at == std::string::npos ? std::nullopt : std::optional<std::string>(key.substr(at + 1));
+    std::optional<std::string> option;
+    if (value.IsScalar()) {
+      option = value.Scalar();
+    } else if (!value.IsNull()) {
+      fail(file + ": defaults: the option of group '" + group + "' must be a config name or null (lists of options are not supported)");
+    }
+    if (is_override) {
+      if (option) {
+        discovered_overrides[group] = *option;
+      } else {
+        discovered_overrides[group] = "";
+      }
+      return;
+    }
+    groups_seen.insert(group);
+    // Priority: command line, then `override` entries, then this default.
+    if (selections.count(group)) {
+      option = selections.at(group);
+    } else if (discovered_overrides.count(group)) {
+      const std::string& overridden = discovered_overrides.at(group);
+      option = overridden.empty() ? std::nullopt : std::optional<std::string>(overridden);
+    }
+    if (!option) {
+      return;  // null: a placeholder, or removed with ~group
+    }
+    const fs::path target = config_dir / group / (*option + ".yaml");
+    if (!fs::exists(target)) {
+      if (optional) {
+        return;
+      }
+      const auto available = options_of_group(config_dir, group);
+      fail(file + ": defaults: unknown option '" + *option + "' for config group '" + group + "' (available: " +
+           (available.empty() ? std::string("none; the group directory does not exist") : join(available, ", ")) + ")");
+    }
+    std::string default_package = group;
+    std::replace(default_package.begin(), default_package.end(), '/', '.');
+    const std::string shown_package = entry_package ? *entry_package : default_package;
+    defaults_lines.push_back(group + ": " + *option + " -> " + (shown_package.empty() ? "_global_" : shown_package));
+    expand(target, group, package, entry_package, false, {});
+  }
+};
+
+// ---- value overrides ----
+
+// The child under `key` without inserting it (the const operator[] never adds entries).
+YAML::Node child_of(const YAML::Node& node, const std::string& key) { return node[key]; }
+
+YAML::Node find_node(const YAML::Node& root, const std::vector<std::string>& parts) {
+  YAML::Node node = root;
+  for (const auto& part : parts) {
+    if (!node.IsMap() || !child_of(node, part).IsDefined()) {
+      return YAML::Node(YAML::NodeType::Undefined);
+    }
+    node.reset(child_of(node, part));
+  }
+  return node;
+}
+
+void apply_value_override(YAML::Node& root, const Override& override_) {
+  const auto parts = split_path(override_.key);
+  if (parts.empty()) {
+    fail("override '" + override_.text + "': the key is empty");
+  }
+  YAML::Node parent = root;
+  for (size_t i = 0; i + 1 < parts.size(); ++i) {
+    YAML::Node child = parent[parts[i]];
+    if (!child.IsDefined() || child.IsNull()) {
+      if (override_.kind == Override::Kind::Set || override_.kind == Override::Kind::Delete) {
+        break;
+      }
+      parent[parts[i]] = YAML::Node(YAML::NodeType::Map);
+      child.reset(parent[parts[i]]);
+    } else if (!child.IsMap()) {
+      fail("override '" + override_.text + "': '" + join({parts.begin(), parts.begin() + i + 1}, ".") + "' is " +
+           kind_name(child) + ", not a mapping");
+    }
+    parent.reset(child);
+  }
+  const std::string& leaf = parts.back();
+  const YAML::Node existing = find_node(root, parts);
+  const bool exists = existing.IsDefined();
+  switch (override_.kind) {
+    case Override::Kind::Set: {
+      if (!exists) {
+        fail("override '" + override_.text + "': could not override '" + override_.key +
+             "': the key is not in the config. To append to your config use +" + override_.text);
+      }
+      const YAML::Node value = parse_override_value(override_);
+      if (existing.IsMap() != value.IsMap() && !existing.IsNull() && !value.IsNull() && !is_missing(existing)) {
+        fail("override '" + override_.text + "': type mismatch: '" + override_.key + "' is " + kind_name(existing) +
+             ", the new value is " + kind_name(value));
+      }
+      if (existing.IsMap() && value.IsMap()) {
+        merge_into(parent[leaf], value);  // {dict} values are merged (Hydra)
+      } else {
+        parent[leaf] = value;
+      }
+      return;
+    }
+    case Override::Kind::Add:
+      if (exists) {
+        fail("override '" + override_.text + "': could not append to config: an item is already at '" +
+             override_.key + "'. Use " + override_.text.substr(1) + " to change it or +" + override_.text + " to upsert");
+      }
+      parent[leaf] = parse_override_value(override_);
+      return;
+    case Override::Kind::Upsert:
+      parent[leaf] = parse_override_value(override_);
+      return;
+    case Override::Kind::Delete: {
+      if (!exists) {
+        fail("override '" + override_.text + "': could not delete '" + override_.key + "': the key is not in the config");
+      }
+      if (override_.value) {
+        const YAML::Node expected = parse_override_value(override_);
+        if (!existing.IsScalar() || !expected.IsScalar() || existing.Scalar() != expected.Scalar()) {
+          fail("override '" + override_.text + "': could not delete '" + override_.key +
+               "': its value does not match '" + *override_.value + "'");
+        }
+      }
+      parent.remove(leaf);
+      return;
+    }
+  }
+}
+
+// ---- interpolation ----
+
+struct Resolver {
+  YAML::Node root;
+  std::vector<std::string> resolving;  // dotted paths being resolved (cycle detection)
+
+  static std::string path_string(const std::vector<std::string>& path) { return path.empty() ? "<root>" : join(path, "."); }
+
+  // The node a reference designates, relative to `at` (the path of the node holding the interpolation).
+  YAML::Node lookup(const std::string& reference, const std::vector<std::string>& at, std::vector<std::string>& target_path) {
+    std::vector<std::string> base;
+    std::string rest = reference;
+    if (!rest.empty() && rest[0] == '.') {
+      size_t dots = 0;
+      while (dots < rest.size() && rest[dots] == '.') ++dots;
+      base.assign(at.begin(), at.end() - std::min(at.size(), dots));  // one dot: the sibling's parent
+      rest = rest.substr(dots);
+    }
+    // Brackets are another spelling of a path step: a[0].b == a.0.b
+    std::string normalized;
+    for (const char c : rest) {
+      normalized += (c == '[') ? '.' : (c == ']' ? '\0' : c);
+    }
+    normalized.erase(std::remove(normalized.begin(), normalized.end(), '\0'), normalized.end());
+    target_path = base;
+    for (const auto& part : split_path(normalized)) {
+      target_path.push_back(part);
+    }
+    YAML::Node node = root;
+    for (const auto& part : target_path) {
+      if (node.IsMap() && child_of(node, part).IsDefined()) {
+        node.reset(child_of(node, part));
+      } else if (node.IsSequence()) {
+        char* end = nullptr;
+        const long index = std::strtol(part.c_str(), &end, 10);
+        if (*end != '\0' || index < 0 || static_cast<size_t>(index) >= node.size()) {
+          return YAML::Node(YAML::NodeType::Undefined);
+        }
+        node.reset(node[index]);
+      } else {
+        return YAML::Node(YAML::NodeType::Undefined);
+      }
+    }
+    return node;
+  }
+
+  // Resolves the node at `path` in place (scalars with ${...}; containers recursively).
+  void resolve_at(YAML::Node node, const std::vector<std::string>& path) {
+    if (node.IsMap()) {
+      for (auto entry : node) {
+        std::vector<std::string> child = path;
+        child.push_back(entry.first.Scalar());
+        resolve_at(entry.second, child);
+      }
+    } else if (node.IsSequence()) {
+      for (size_t i = 0; i < node.size(); ++i) {
+        std::vector<std::string> child = path;
+        child.push_back(std::to_string(i));
+        resolve_at(node[i], child);
+      }
+    } else if (node.IsScalar() && node.Scalar().find("${") != std::string::npos) {
+      const std::string key = path_string(path);
+      if (std::find(resolving.begin(), resolving.end(), key) != resolving.end()) {
+        fail("interpolation cycle: " + join(resolving, " -> ") + " -> " + key);
+      }
+      resolving.push_back(key);
+      YAML::Node value = evaluate_string(node.Scalar(), path);
+      resolving.pop_back();
+      node = value;  // assigns the value into the tree (yaml-cpp nodes are references)
+    }
+  }
+
+  // Resolves one ${...} body (already free of nested interpolations) to a node.
+  YAML::Node evaluate_reference(const std::string& body, const std::vector<std::string>& at) {
+    const std::string where = "interpolation ${" + body + "} at '" + path_string(at) + "'";
+    const auto colon = body.find(':');
+    if (colon != std::string::npos) {
+      const std::string resolver = body.substr(0, colon);
+      const std::string args = body.substr(colon + 1);
+      const auto comma = args.find(',');
+      const std::string first = args.substr(0, comma);
+      const std::optional<std::string> fallback =
+          comma == std::string::npos ? std::nullopt : std::optional<std::string>(args.substr(comma + 1));
+      if (resolver == "oc.env") {
+        if (const char* value = std::getenv(first.c_str())) {
+          YAML::Node out{std::string(value)};
+          out.SetTag("!");  // environment values are strings (OmegaConf 2.1+)
+          return out;
+        }
+        if (fallback) {
+          return YAML::Load(*fallback);
+        }
+        fail(where + ": environment variable '" + first + "' is not set and no default was given");
+      }
+      if (resolver == "oc.select") {
+        std::vector<std::string> target_path;
+        YAML::Node target = lookup(first, at, target_path);
+        if (!target.IsDefined() || is_missing(target)) {
+          return fallback ? YAML::Load(*fallback) : YAML::Node(YAML::NodeType::Null);
+        }
+        resolve_at(target, target_path);
+        return YAML::Clone(lookup(first, at, target_path));
+      }
+      fail(where + ": unknown resolver '" + resolver + "' (supported: oc.env, oc.select)");
+    }
+    std::vector<std::string> target_path;
+    YAML::Node target = lookup(body, at, target_path);
+    if (!target.IsDefined()) {
+      fail(where + ": key '" + path_string(target_path) + "' not found");
+    }
+    if (is_missing(target)) {
+      fail(where + ": '" + path_string(target_path) + "' is missing (???); set it, e.g. " +
+           path_string(target_path) + "=...");
+    }
+    resolve_at(target, target_path);
+    return YAML::Clone(lookup(body, at, target_path));
+  }
+
+  YAML::Node evaluate_string(const std::string& text, const std::vector<std::string>& at) {
+    // Innermost-first: find a ${ whose body has no further ${ before its closing brace.
+    std::string current = text;
+    for (;;) {
+      size_t open = std::string::npos;
+      for (size_t i = 0; i + 1 < current.size(); ++i) {
+        if (current[i] == '$' && current[i + 1] == '{' && (i == 0 || current[i - 1] != '\\')) {
+          open = i;
+        }
+        if (open != std::string::npos && current[i] == '}') {
+          break;
+        }
+      }
+      if (open == std::string::npos) {
+        break;
+      }
+      const size_t close = current.find('}', open);
+      if (close == std::string::npos) {
+        fail("interpolation at '" + path_string(at) + "': unterminated ${ in '" + text + "'");
+      }
+      const std::string body = current.substr(open + 2, close - open - 2);
+      const bool whole = open == 0 && close == current.size() - 1;
+      YAML::Node value = evaluate_reference(body, at);
+      if (whole) {
+        return value;  // exactly one interpolation: the referenced node itself, type preserved
+      }
+      if (!value.IsScalar() && !value.IsNull()) {
+        fail("interpolation ${" + body + "} at '" + path_string(at) + "': cannot insert " + kind_name(value) +
+             " into a string");
+      }
+      current = current.substr(0, open) + (value.IsNull() ? "None" : value.Scalar()) + current.substr(close + 1);
+    }
+    // Unescape \${ and mark the result as a string.
+    std::string out;
+    for (size_t i = 0; i < current.size(); ++i) {
+      if (current[i] == '\\' && i + 2 < current.size() && current[i + 1] == '$' && current[i + 2] == '{') {
+        continue;
+      }
+      out += current[i];
+    }
+    YAML::Node result(out);
+    result.SetTag("!");
+    return result;
+  }
+};
+
+// ---- output ----
+
+Json scalar_to_json(const YAML::Node& node) {
+  const std::string& text = node.Scalar();
+  if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
+    return Json::string(text);  // quoted in YAML, or produced as a string
+  }
+  static const std::regex null_re("^(~|null|Null|NULL|)$");
+  static const std::regex true_re("^(true|True|TRUE)$");
+  static const std::regex false_re("^(false|False|FALSE)$");
+  static const std::regex int_re("^[-+]?[0-9][0-9_]*$");
+  static const std::regex float_re(R"(^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$)");
+  static const std::regex inf_re(R"(^([-+]?)\.(inf|Inf|INF)$)");
+  static const std::regex nan_re(R"(^\.(nan|NaN|NAN)$)");
+  std::smatch match;
+  if (std::regex_match(text, null_re)) return Json::null();
+  if (std::regex_match(text, true_re)) return Json::boolean(true);
+  if (std::regex_match(text, false_re)) return Json::boolean(false);
+  std::string digits = text;
+  digits.erase(std::remove(digits.begin(), digits.end(), '_'), digits.end());
+  if (std::regex_match(text, int_re)) {
+    try {
+      return Json::integer(std::stoll(digits));
+    } catch (const std::exception&) {
+      return Json::string(text);
+    }
+  }
+  if (std::regex_match(text, float_re)) return Json::number(std::stod(digits));
+  if (std::regex_match(text, match, inf_re)) {
+    return Json::string(match[1] == "-" ? "-inf" : "inf");  // JSON has no infinity; Python turns these back
+  }
+  if (std::regex_match(text, nan_re)) return Json::string("nan");
+  return Json::string(text);
+}
+
+Json to_json(const YAML::Node& node) {
+  if (node.IsMap()) {
+    Json out = Json::object();
+    for (const auto& entry : node) {
+      out.set(entry.first.Scalar(), to_json(entry.second));
+    }
+    return out;
+  }
+  if (node.IsSequence()) {
+    Json out = Json::array();
+    for (const auto& item : node) {
+      out.push(to_json(item));
+    }
+    return out;
+  }
+  if (node.IsScalar()) {
+    return scalar_to_json(node);
+  }
+  return Json::null();
+}
+
+}  // namespace
+
+ComposedConfig compose_config(const std::string& config_dir, const std::string& config_name,
+                              const std::vector<std::string>& overrides) {
+  const fs::path directory(config_dir);
+  if (!fs::is_directory(directory)) {
+    fail("config_dir '" + config_dir + "' is not a directory");
+  }
+  const fs::path primary = directory / (config_name + (config_name.size() > 5 &&
+                                                               config_name.substr(config_name.size() - 5) == ".yaml"
+                                                           ? ""
+                                                           : ".yaml"));
+  if (!fs::exists(primary)) {
+    fail("config_name '" + config_name + "': " + primary.string() + " does not exist");
+  }
+
+  // 1. split the overrides.
+  std::map<std::string, std::optional<std::string>> selections;
+  std::vector<std::pair<std::string, std::string>> appended;
+  std::set<std::string> removed_configs;
+  std::vector<Override> value_overrides;
+  std::vector<std::string> group_override_texts;
+  for (const auto& text : overrides) {
+    Override parsed = parse_override(text);
+    const std::string group = parsed.key.substr(0, parsed.key.find('@'));
+    const bool is_group = fs::is_directory(directory / group) && group.find('.') == std::string::npos;
+    const bool is_config = parsed.kind == Override::Kind::Delete && fs::exists(directory / (group + ".yaml"));
+    if (is_group || (is_config && !parsed.value)) {
+      if (parsed.kind == Override::Kind::Delete) {
+        if (is_group) {
+          selections[group] = std::nullopt;
+        }
+        removed_configs.insert(group);
+      } else if (parsed.kind == Override::Kind::Add) {
+        appended.emplace_back(group, *parsed.value);
+      } else {
+        selections[group] = parsed.value->empty() || *parsed.value == "null" ? std::nullopt
+                                                                             : std::optional<std::string>(*parsed.value);
+        group_override_texts.push_back(text);
+      }
+    } else {
+      value_overrides.push_back(parsed);
+    }
+  }
+
+  // 2. expand the defaults tree until the `override` table is stable.
+  std::map<std::string, std::string> discovered;
+  Composer composer;
+  for (int round = 0;; ++round) {
+    composer = Composer();
+    composer.config_dir = directory;
+    composer.selections = selections;
+    composer.removed_configs = removed_configs;
+    composer.discovered_overrides = discovered;
+    composer.expand(primary, "", "", std::nullopt, /*primary=*/true, appended);
+    if (composer.discovered_overrides == discovered) {
+      break;
+    }
+    discovered = composer.discovered_overrides;
+    if (round == 10) {
+      fail(primary.string() + ": the `override` entries of the defaults tree do not settle (they select each other)");
+    }
+  }
+  for (const auto& [group, option] : discovered) {
+    if (!composer.groups_seen.count(group)) {
+      fail("defaults: `override " + group + "` does not match any group default in the defaults tree");
+    }
+  }
+  for (const auto& text : group_override_texts) {
+    const std::string group = parse_override(text).key;
+    if (!composer.groups_seen.count(group)) {
+      fail("override '" + text + "': could not override '" + group +
+           "': no match in the defaults list. To append to your defaults list use +" + text);
+    }
+  }
+
+  // 3. merge in order.
+  YAML::Node config(YAML::NodeType::Map);
+  for (const auto& [body, package] : composer.merge_order) {
+    merge_into(config, wrap_in_package(body, package));
+  }
+
+  // 4. value overrides, then interpolation.
+  for (const auto& override_ : value_overrides) {
+    apply_value_override(config, override_);
+  }
+  Resolver resolver{config, {}};
+  resolver.resolve_at(config, {});
+
+  YAML::Emitter emitter;
+  emitter << config;
+  return {to_json(config).dump(2), std::string(emitter.c_str()) + "\n", composer.defaults_lines};
+}
+
+}  // namespace modgap

@@ -1,0 +1,177 @@
+// GoogleTest suite of the Hydra-style config composer (modgap/config.h): composition, overrides,
+// interpolation and every error, on config trees written to a temporary directory per test. The cases
+// follow Hydra's defaults_list.md examples and OmegaConf's interpolation/merge rules.
+#include <gtest/gtest.h>
+
+#include <modgap/config.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace fs = std::filesystem;
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::temp_directory_path() / ("modgap_config_" + std::to_string(::getpid()) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root_);
+    fs::create_directories(root_);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  void write(const std::string& relative, const std::string& text) {
+    const fs::path path = root_ / relative;
+    fs::create_directories(path.parent_path());
+    std::ofstream(path) << text;
+  }
+  std::string compose(const std::string& name, const std::vector<std::string>& overrides = {}) {
+    return modgap::compose_config(root_.string(), name, overrides).json;
+  }
+  std::string error(const std::string& name, const std::vector<std::string>& overrides = {}) {
+    try {
+      compose(name, overrides);
+    } catch (const modgap::ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  }
+  // Compact JSON of the result for readable expectations.
+  static std::string compact(std::string json) {
+    std::string out;
+    bool in_string = false;
+    for (const char c : json) {
+      if (c == '"') in_string = !in_string;
+      if (!in_string && (c == ' ' || c == '\n')) continue;
+      out += c;
+    }
+    return out;
+  }
+  std::string composed(const std::string& name, const std::vector<std::string>& overrides = {}) {
+    return compact(compose(name, overrides));
+  }
+
+  fs::path root_;
+};
+
+// Hydra defaults_list.md: db: mysql, server: apache; the primary config's own values win (_self_ last).
+TEST_F(ConfigTest, DefaultsListComposesGroupsIntoTheirPackages) {
+  write("config.yaml", "defaults:\n  - db: mysql\n  - server: apache\ndb:\n  user: root\n");
+  write("db/mysql.yaml", "driver: mysql\nuser: omry\n");
+  write("db/sqlite.yaml", "driver: sqlite\n");
+  write("server/apache.yaml", "port: 80\n");
+  EXPECT_EQ(composed("config"), R"({"db":{"driver":"mysql","user":"root"},"server":{"port":80}})");
+  EXPECT_EQ(composed("config", {"db=sqlite"}), R"({"db":{"driver":"sqlite","user":"root"},"server":{"port":80}})");
+  const auto defaults = modgap::compose_config(root_.string(), "config", {}).defaults;
+  EXPECT_EQ(defaults, (std::vector<std::string>{"db: mysql -> db", "server: apache -> server"}));
+}
+
+TEST_F(ConfigTest, SelfFirstLetsTheDefaultsWin) {
+  write("config.yaml", "defaults:\n  - _self_\n  - db: mysql\ndb:\n  user: root\n");
+  write("db/mysql.yaml", "user: omry\n");
+  EXPECT_EQ(composed("config"), R"({"db":{"user":"omry"}})");
+}
+
+TEST_F(ConfigTest, OverrideEntriesPackagesAndGlobalExperiments) {
+  write("train.yaml", "defaults:\n  - loss: clip_lt\n  - data@dataset: digits\n  - _self_\nlr: 0.1\n");
+  write("loss/clip_lt.yaml", "name: clip_lt\n");
+  write("loss/ours.yaml", "name: ours\nlambda1: 1.0\n");
+  write("data/digits.yaml", "root: ???\n");
+  write("experiment/paper.yaml", "# @package _global_\ndefaults:\n  - override /loss: ours\nlr: 0.5\nloss:\n  lambda1: 2.0\n");
+  EXPECT_EQ(composed("train", {"+experiment=paper"}),
+            R"({"loss":{"name":"ours","lambda1":2.0},"dataset":{"root":"???"},"lr":0.5})");
+  // The command line beats the experiment's override.
+  EXPECT_EQ(composed("train", {"+experiment=paper", "loss=clip_lt", "~loss.lambda1"}),
+            R"({"loss":{"name":"clip_lt"},"dataset":{"root":"???"},"lr":0.5})");
+  EXPECT_EQ(composed("train", {"~loss"}), R"({"dataset":{"root":"???"},"lr":0.1})");
+}
+
+TEST_F(ConfigTest, PackageHeaderAndNestedRelativeGroups) {
+  write("main.yaml", "defaults:\n  - model: tiny\n");
+  write("model/tiny.yaml", "defaults:\n  - vision: vit\nwidth: 64\n");
+  write("model/vision/vit.yaml", "patch: 16\n");
+  write("model/vision/convnet.yaml", "# @package encoders.image\nkernel: 3\n");
+  EXPECT_EQ(composed("main"), R"({"model":{"vision":{"patch":16},"width":64}})");
+  EXPECT_EQ(composed("main", {"model/vision=convnet"}), R"({"encoders":{"image":{"kernel":3}},"model":{"width":64}})");
+}
+
+TEST_F(ConfigTest, ValueOverridesSetAddUpsertDelete) {
+  write("c.yaml", "a: 1\nb:\n  c: x\n  d: [1, 2]\n");
+  EXPECT_EQ(composed("c", {"a=2.5", "b.c='quoted'", "+e=null", "++b.f=true", "b.d=[3]"}),
+            R"({"a":2.5,"b":{"c":"quoted","d":[3],"f":true},"e":null})");
+  EXPECT_EQ(composed("c", {"~b.c", "~a=1"}), R"({"b":{"d":[1,2]}})");
+  EXPECT_EQ(composed("c", {"b={c: y, g: 1}"}), R"({"a":1,"b":{"c":"y","d":[1,2],"g":1}})");  // dicts merge
+  EXPECT_EQ(composed("c", {"a="}), R"({"a":"","b":{"c":"x","d":[1,2]}})");
+}
+
+TEST_F(ConfigTest, InterpolationPreservesTypesAndResolvesRelativePaths) {
+  write("c.yaml",
+        "model:\n  dim: 512\n  width: ${.dim}\n  heads: ${..train.heads}\n"
+        "train:\n  heads: 8\n  name: vit_${model.dim}\n  copy: ${model}\n  items: [a, b]\n  second: ${train.items.1}\n"
+        "pick: dim\n  \nnested: ${model.${pick}}\nflt: 1e-4\nescaped: \\${model.dim}\n");
+  EXPECT_EQ(composed("c"),
+            R"({"model":{"dim":512,"width":512,"heads":8},"train":{"heads":8,"name":"vit_512","copy":{"dim":512,"width":512,"heads":8},"items":["a","b"],"second":"b"},"pick":"dim","nested":512,"flt":1e-04,"escaped":"${model.dim}"})");
+}
+
+TEST_F(ConfigTest, EnvironmentAndSelectResolvers) {
+  ::setenv("MODGAP_TEST_VAR", "42", 1);
+  write("c.yaml", "a: ${oc.env:MODGAP_TEST_VAR}\nb: ${oc.env:MODGAP_UNSET_VAR,7}\nc: ${oc.select:nope,fallback}\nd: ${oc.select:a}\n");
+  EXPECT_EQ(composed("c"), R"({"a":"42","b":7,"c":"fallback","d":"42"})");
+  write("e.yaml", "a: ${oc.env:MODGAP_UNSET_VAR}\n");
+  EXPECT_NE(error("e").find("environment variable 'MODGAP_UNSET_VAR' is not set"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ErrorsNameTheFileKeyAndProblem) {
+  write("train.yaml", "defaults:\n  - loss: ours\nlr: 0.1\nblock:\n  x: 1\nx: ${y}\ny: ${x}\n");
+  write("loss/ours.yaml", "t: 2.0\n");
+  write("loss/clip.yaml", "t: 1.0\n");
+  write("plain.yaml", "lr: 0.1\nblock:\n  x: 1\nmissing: ???\nref: ${missing}\n");
+  const std::string cycle = error("train");
+  EXPECT_NE(cycle.find("interpolation cycle: x -> y -> x"), std::string::npos) << cycle;
+  EXPECT_NE(error("train", {"loss=nope"}).find("train.yaml: defaults: unknown option 'nope' for config group 'loss' (available: clip, ours)"),
+            std::string::npos);
+  EXPECT_NE(error("plain", {"nokey=1"}).find("could not override 'nokey': the key is not in the config. To append to your config use +nokey=1"),
+            std::string::npos);
+  EXPECT_NE(error("plain", {"+lr=1"}).find("an item is already at 'lr'"), std::string::npos);
+  EXPECT_NE(error("plain", {"block=3"}).find("type mismatch: 'block' is a mapping, the new value is a scalar"),
+            std::string::npos);
+  EXPECT_NE(error("plain", {"~nokey"}).find("could not delete 'nokey'"), std::string::npos);
+  EXPECT_NE(error("plain", {"~lr=0.2"}).find("its value does not match '0.2'"), std::string::npos);
+  EXPECT_NE(error("plain", {"lr=1,2"}).find("sweep, which needs multirun"), std::string::npos);
+  EXPECT_NE(error("plain").find("interpolation ${missing} at 'ref': 'missing' is missing (\?\?\?)"), std::string::npos);
+  EXPECT_NE(error("nothere").find("nothere.yaml does not exist"), std::string::npos);
+  write("bad.yaml", "a: [1, 2\n");
+  EXPECT_NE(error("bad").find("bad.yaml: invalid YAML"), std::string::npos);
+  write("list.yaml", "- 1\n- 2\n");
+  EXPECT_NE(error("list").find("must hold a mapping at the top level"), std::string::npos);
+  write("override_nothing.yaml", "defaults:\n  - override loss: ours\n");
+  EXPECT_NE(error("override_nothing").find("`override loss` does not match any group default"), std::string::npos);
+  write("plain2.yaml", "a: 1\n");
+  EXPECT_NE(error("plain2", {"loss=ours"}).find("could not override 'loss': no match in the defaults list"),
+            std::string::npos);
+  write("cyc.yaml", "defaults:\n  - cyc\n");
+  EXPECT_NE(error("cyc").find("defaults list cycle"), std::string::npos);
+  write("unknown_resolver.yaml", "a: ${now:%H}\n");
+  EXPECT_NE(error("unknown_resolver").find("unknown resolver 'now'"), std::string::npos);
+}
+
+TEST_F(ConfigTest, OptionalAndNullDefaults) {
+  write("c.yaml", "defaults:\n  - optional extra: absent\n  - logger: null\n  - _self_\na: 1\n");
+  write("logger/tensorboard.yaml", "dir: runs\n");
+  EXPECT_EQ(composed("c"), R"({"a":1})");
+  EXPECT_EQ(composed("c", {"logger=tensorboard"}), R"({"logger":{"dir":"runs"},"a":1})");
+}
+
+TEST_F(ConfigTest, MissingValuesDoNotOverwrite) {
+  write("c.yaml", "defaults:\n  - _self_\n  - data: base\ndata:\n  root: /data\n");
+  write("data/base.yaml", "root: ???\nsize: 10\n");
+  EXPECT_EQ(composed("c"), R"({"data":{"root":"/data","size":10}})");
+}
+
+}  // namespace
