@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# README command 1: set up (scripts/bootstrap.sh) and run the main job on data that ships with
-# scikit-learn (the digits): two small encoders trained with CLIP vs CLIP + ATP + CU, with the gap
-# measured before and after. Arguments are passed to scripts/digits_demo.py (--help lists them).
+# README command 1: set up (scripts/bootstrap.sh), then train real OpenCLIP (open_clip_train, unchanged)
+# through modgap's patch on scikit-learn's digits rendered as images with varied captions, once with
+# loss=clip_lt and once with loss=ours, and compare them with modgap.evaluate (Table-1 style) + plots.
+# Arguments are Hydra-style overrides of configs/train.yaml, e.g. `epochs=10 loss.lambda2=0.5`.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$ROOT/scripts/bootstrap.sh"
 cd "$ROOT"
-python scripts/digits_demo.py "$@"
+python scripts/openclip_digits.py "$@"

@@ -1,0 +1,102 @@
+"""The loss wrapper: OpenCLIP's loss plus the modgap terms, as entries of OpenCLIP's loss dict."""
+from __future__ import annotations
+
+import math
+from typing import Optional
+
+import torch
+from torch import nn
+
+import modgap
+
+
+def _gather(image: torch.Tensor, text: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tensor]:
+    """All ranks' rows, with ClipLoss's gradient semantics.
+
+    ``gather_with_grad=True``: autograd all_gather, every rank computes the loss of the whole global batch
+    and receives world_size x the true gradient for its rows; DDP's averaging then gives exactly the
+    gradient of the single-process loss (as OpenCLIP's ClipLoss). ``gather_with_grad=False``: other
+    ranks' rows are constants, so the term's gradient is 1/world_size of the single-process one, as
+    ClipLoss's in that mode.
+    """
+    world_size = getattr(args, "world_size", 1)
+    if world_size <= 1:
+        return image, text
+    from open_clip.loss import gather_features
+    return gather_features(image, text, local_loss=False, gather_with_grad=args.gather_with_grad,
+                           rank=args.rank, world_size=world_size, use_horovod=getattr(args, "horovod", False))
+
+
+def _linear(epoch_fraction: float, warmup: float, duration: float, start: float, end: float) -> float:
+    if epoch_fraction <= warmup:
+        return start
+    if duration <= 0 or epoch_fraction >= warmup + duration:
+        return end
+    return start + (end - start) * (epoch_fraction - warmup) / duration
+
+
+class ModGapLoss(nn.Module):
+    """``base`` (whatever OpenCLIP's create_loss built) plus the terms of the composed loss config.
+
+    Keys added to the loss dict (OpenCLIP sums every value and logs each key; never ``loss``):
+    ``atp_loss`` = lambda1 * L_ATP (eq. 7) and ``cu_loss`` = lambda2 * L_CU (eq. 8/9) for ``ours`` and
+    ``ours_scheduled``; ``uniformity_loss``, ``alignment_loss`` [``cross_uniformity_loss``] for
+    ``notagap``. Features are cast to float32 outside autocast (AMP hands fp16/bf16 features over).
+    """
+
+    def __init__(self, base: nn.Module, loss_config: dict, args=None, epochs: Optional[int] = None) -> None:
+        super().__init__()
+        self.base = base
+        self.config = dict(loss_config)
+        self.name = self.config.get("name", "ours")
+        self.args = args
+        self.epochs = epochs or getattr(args, "epochs", 1) or 1
+        self.epoch = 0  # set by the patched train_one_epoch (0-based)
+
+    # ---- the scheduled variant (reference code EXP 10), evaluated per epoch ----
+    def weights(self) -> tuple[float, float]:
+        lambda1 = float(self.config.get("lambda1", 0.0))
+        lambda2 = float(self.config.get("lambda2", 0.0))
+        schedule = self.config.get("schedule")
+        if self.name != "ours_scheduled" or not schedule:
+            return lambda1, lambda2
+        progress = self.epoch / max(self.epochs, 1)
+        alpha = _linear(progress, schedule["alpha_warmup_fraction"], schedule["alpha_increment_fraction"], 1.0,
+                        schedule["alpha_end"])
+        beta = _linear(progress, schedule["beta_warmup_fraction"], schedule["beta_decay_fraction"], 1.0, 0.0)
+        return lambda1 * alpha, lambda2 * beta
+
+    def modgap_terms(self, image_features: torch.Tensor, text_features: torch.Tensor) -> dict:
+        with torch.autocast(device_type=image_features.device.type, enabled=False):
+            image, text = _gather(image_features.float(), text_features.float(), self.args)
+            terms = {}
+            if self.name == "notagap":
+                t = float(self.config.get("t", 2.0))
+                # lunif(x) = centroid_uniformity([x, x], normalize=False): the centroid of x with itself is x.
+                if self.config.get("uniformity", 0.0):
+                    unif = 0.5 * (modgap.centroid_uniformity([image, image], t, False)
+                                  + modgap.centroid_uniformity([text, text], t, False))
+                    terms["uniformity_loss"] = float(self.config["uniformity"]) * unif
+                if self.config.get("alignment", 0.0):
+                    terms["alignment_loss"] = float(self.config["alignment"]) * modgap.atp_loss([image, text])
+                if self.config.get("cross_uniformity", 0.0):
+                    # Fahim et al.'s cross-modal uniformity over off-diagonal image-text pairs (small N x N).
+                    sq = torch.cdist(image, text).pow(2)
+                    off = ~torch.eye(sq.shape[0], dtype=torch.bool, device=sq.device)
+                    xunif = torch.logsumexp(-t * sq[off], 0) - math.log(off.sum().item())
+                    terms["cross_uniformity_loss"] = float(self.config["cross_uniformity"]) * xunif
+                return terms
+            lambda1, lambda2 = self.weights()
+            if lambda1:
+                terms["atp_loss"] = lambda1 * modgap.atp_loss([image, text], int(self.config.get("anchor", 0)))
+            if lambda2:
+                terms["cu_loss"] = lambda2 * modgap.centroid_uniformity(
+                    [image, text], float(self.config.get("t", 2.0)), bool(self.config.get("normalize", True)))
+            return terms
+
+    def forward(self, image_features, text_features, *args, output_dict: bool = False, **kwargs):
+        out = self.base(image_features=image_features, text_features=text_features, *args, output_dict=True, **kwargs)
+        if not isinstance(out, dict):
+            out = {"contrastive_loss": out}
+        out.update(self.modgap_terms(image_features, text_features))
+        return out if output_dict else sum(out.values())
