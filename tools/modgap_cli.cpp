@@ -7,15 +7,22 @@
 // integer tensor under `labels` (key configurable) enables the group-wise metrics. Prints a table and
 // writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
 //
-// Keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
+//   modgap config CONFIG.yaml [override ...] [--info defaults|yaml]
+//
+// composes a Hydra-style config (the same composer as modgap.config.compose in Python) and prints it as
+// JSON (or its final defaults list, or YAML).
+//
+// eval keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
 //       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda[:i]
 //       out=PATH (default: FILE with the extension .eval.json)  progress=true|false
+#include <modgap/config.h>
 #include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
 #include <torch/serialize.h>
 #include <torch/torch.h>
 
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -28,6 +35,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: modgap eval FILE [key=value ...]\n"
+    "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml]\n"
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
     "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda\n"
@@ -198,6 +206,33 @@ int run_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+int run_config(const std::vector<std::string>& args) {
+  if (args.empty()) {
+    std::cerr << kUsage;
+    return 2;
+  }
+  const std::filesystem::path path(args[0]);
+  std::vector<std::string> overrides;
+  std::string info = "json";
+  for (size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--info" && i + 1 < args.size()) {
+      info = args[++i];
+    } else {
+      overrides.push_back(args[i]);
+    }
+  }
+  const auto directory = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
+  const modgap::ComposedConfig composed = modgap::compose_config(directory.string(), path.stem().string(), overrides);
+  if (info == "defaults") {
+    for (const auto& line : composed.defaults) std::cout << line << "\n";
+  } else if (info == "yaml") {
+    std::cout << composed.yaml;
+  } else {
+    std::cout << composed.json << "\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -210,8 +245,14 @@ int main(int argc, char** argv) {
     if (args[0] == "eval") {
       return run_eval(std::vector<std::string>(args.begin() + 1, args.end()));
     }
+    if (args[0] == "config") {
+      return run_config(std::vector<std::string>(args.begin() + 1, args.end()));
+    }
     std::cerr << "modgap: unknown command '" << args[0] << "'\n" << kUsage;
     return 2;
+  } catch (const modgap::ConfigError& error) {
+    std::cerr << error.what() << "\n";
+    return 1;
   } catch (const c10::Error& error) {
     std::cerr << error.what_without_backtrace() << "\n";
     return 1;

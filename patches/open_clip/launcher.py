@@ -193,6 +193,8 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
 def main(argv: Optional[List[str]] = None):
     """Run open_clip_train.main.main(argv) with the patches; returns what it returns (None, or -1)."""
     apply_patches()
+    # OpenCLIP sets the root logger to INFO; keep torch's own loggers (dynamo statistics at exit) quiet.
+    logging.getLogger("torch").setLevel(logging.WARNING)
     import open_clip_train.main as oc_main
     if argv is not None and any(a in ("-h", "--help") for a in argv):
         modgap_argument_parser().print_help()

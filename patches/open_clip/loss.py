@@ -27,6 +27,11 @@ def _gather(image: torch.Tensor, text: torch.Tensor, args) -> tuple[torch.Tensor
                            rank=args.rank, world_size=world_size, use_horovod=getattr(args, "horovod", False))
 
 
+def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    # AMP hands fp16/bf16 features over; float64 stays float64.
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
 def _linear(epoch_fraction: float, warmup: float, duration: float, start: float, end: float) -> float:
     if epoch_fraction <= warmup:
         return start
@@ -41,7 +46,7 @@ class ModGapLoss(nn.Module):
     Keys added to the loss dict (OpenCLIP sums every value and logs each key; never ``loss``):
     ``atp_loss`` = lambda1 * L_ATP (eq. 7) and ``cu_loss`` = lambda2 * L_CU (eq. 8/9) for ``ours`` and
     ``ours_scheduled``; ``uniformity_loss``, ``alignment_loss`` [``cross_uniformity_loss``] for
-    ``notagap``. Features are cast to float32 outside autocast (AMP hands fp16/bf16 features over).
+    ``notagap``. Half-precision features (AMP) are cast to float32, outside autocast.
     """
 
     def __init__(self, base: nn.Module, loss_config: dict, args=None, epochs: Optional[int] = None) -> None:
@@ -68,7 +73,7 @@ class ModGapLoss(nn.Module):
 
     def modgap_terms(self, image_features: torch.Tensor, text_features: torch.Tensor) -> dict:
         with torch.autocast(device_type=image_features.device.type, enabled=False):
-            image, text = _gather(image_features.float(), text_features.float(), self.args)
+            image, text = _gather(_at_least_float32(image_features), _at_least_float32(text_features), self.args)
             terms = {}
             if self.name == "notagap":
                 t = float(self.config.get("t", 2.0))

@@ -1,0 +1,227 @@
+"""The OpenCLIP 3.3.0 patch: OpenCLIP's real main() in-process with a tiny model on a few real digit
+images, the loss wrapper's gradients (both towers, gradient accumulation), the distributed form under
+gloo (2 processes), the scheduled variant and the version guard."""
+from __future__ import annotations
+
+import json
+import math
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+open_clip = pytest.importorskip("open_clip")
+pytest.importorskip("open_clip_train")
+
+import modgap  # noqa: E402
+from modgap.patches.open_clip import ModGapLoss, launcher  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+TINY = modgap.config.compose(ROOT / "configs", "train", [])["model"]
+OURS = modgap.config.compose(ROOT / "configs", "train", ["loss=ours"])["loss"]
+
+
+@pytest.fixture(scope="module")
+def digits_csv(tmp_path_factory):
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    root = tmp_path_factory.mktemp("digits")
+    digits = load_digits()
+    rows = []
+    for i in range(96):
+        path = root / f"{i}.png"
+        gray = (digits.images[i] / 16 * 255).astype(np.uint8)
+        Image.fromarray(gray).resize((32, 32)).convert("RGB").save(path)
+        rows.append(f"{path}\thandwritten {digits.target[i]}")
+    (root / "data.tsv").write_text("filepath\ttitle\n" + "\n".join(rows) + "\n")
+    np.savetxt(root / "labels.txt", digits.target[:96], fmt="%d")
+    return root
+
+
+def _run_main(digits_csv, tmp_path, name, *extra):
+    argv = ["--train-data", str(digits_csv / "data.tsv"), "--val-data", str(digits_csv / "data.tsv"),
+            "--dataset-type", "csv", "--model", TINY["name"], "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
+            "--warmup", "1", "--workers", "0", "--precision", "fp32", "--device", "cpu", "--name", name,
+            "--logs", str(tmp_path), "--log-every-n-steps", "1", "--save-frequency", "0",
+            "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(digits_csv / "labels.txt"),
+            *extra]
+    assert launcher.main(argv) != -1
+    return tmp_path / name
+
+
+def test_openclip_main_logs_our_loss_terms_and_metrics(digits_csv, tmp_path):
+    run = _run_main(digits_csv, tmp_path, "ours", "--modgap-override", "loss.lambda2=0.5", "--accum-freq", "2")
+    log = (run / "out.log").read_text()
+    assert "Atp_loss:" in log and "Cu_loss:" in log and "Contrastive_loss:" in log
+    values = [float(line.split("Atp_loss: ")[1].split()[0]) for line in log.splitlines() if "Atp_loss: " in line]
+    assert values and all(math.isfinite(v) and v > 0 for v in values)
+    assert "Logit Scale: 14.28" in log                                  # ours: fixed temperature 0.07
+    results = [json.loads(line) for line in (run / "checkpoints" / "results.jsonl").read_text().splitlines()]
+    for key in ("modgap_gap", "modgap_cos_tp", "modgap_rmg", "modgap_av_image", "modgap_av_text", "modgap_v_measure",
+                "modgap_knn_accuracy", "image_to_text_R@1"):
+        assert key in results[-1] and math.isfinite(results[-1][key]), key
+    params = (run / "params.txt").read_text()
+    assert "modgap:" in params and "'lambda2': 0.5" in params
+
+
+def test_openclip_clip_lt_keeps_openclip_loss_and_learns_the_temperature(digits_csv, tmp_path):
+    run = _run_main(digits_csv, tmp_path, "clip_lt", "--modgap-override", "loss=clip_lt", "--lr", "1e-2")
+    log = (run / "out.log").read_text()
+    assert "Atp_loss" not in log and "Cu_loss" not in log
+    scales = [float(line.split("Logit Scale: ")[1].split()[0]) for line in log.splitlines() if "Logit Scale: " in line]
+    assert scales[-1] != pytest.approx(14.2857, abs=1e-3)             # learnable: it moved
+
+
+def _tiny_model():
+    launcher._register_model_config({"model": TINY})
+    torch.manual_seed(0)
+    return open_clip.create_model(TINY["name"], output_dict=True)
+
+
+def _batch(n=12):
+    generator = torch.Generator().manual_seed(1)
+    images = torch.rand(n, 3, 32, 32, generator=generator)
+    texts = open_clip.get_tokenizer(TINY["name"])([f"handwritten {i % 10}" for i in range(n)])
+    return images, texts
+
+
+def test_terms_reach_both_towers():
+    model = _tiny_model()
+    images, texts = _batch()
+    out = model(images, texts)
+    loss = ModGapLoss(open_clip.ClipLoss(), OURS)
+    terms = loss(**out, output_dict=True)
+    assert set(terms) == {"contrastive_loss", "atp_loss", "cu_loss"}
+    (terms["atp_loss"] + terms["cu_loss"]).backward()
+    visual = [p.grad for p in model.visual.parameters() if p.grad is not None]
+    text = [p.grad for p in model.transformer.parameters() if p.grad is not None]
+    assert visual and text
+    assert sum(g.abs().sum() for g in visual) > 0 and sum(g.abs().sum() for g in text) > 0
+
+
+def test_accumulation_gives_the_full_batch_gradient():
+    # open_clip_train.train with --accum-freq k: features of all k chunks are cached without grad, then
+    # chunk j is recomputed with grad and the loss sees cat(cached[:j] + [fresh_j] + cached[j+1:]); the
+    # k backward passes are summed (openclip.md §2.5). Our terms must then equal one full-batch step.
+    model = _tiny_model().double()
+    images, texts = _batch(12)
+    images = images.double()
+    loss = ModGapLoss(lambda **kw: {}, OURS)
+
+    def terms(out):
+        t = loss(image_features=out["image_features"], text_features=out["text_features"], output_dict=True)
+        return t["atp_loss"] + t["cu_loss"]
+
+    model.zero_grad()
+    terms(model(images, texts)).backward()
+    full = [p.grad.clone() for p in model.parameters() if p.grad is not None]
+
+    model.zero_grad()
+    chunks = [(images[:6], texts[:6]), (images[6:], texts[6:])]
+    with torch.no_grad():
+        cached = [model(i, t) for i, t in chunks]
+    for j, (i, t) in enumerate(chunks):
+        fresh = model(i, t)
+        out = {key: torch.cat([cached[c][key] if c != j else fresh[key] for c in range(len(chunks))])
+               for key in ("image_features", "text_features")}
+        terms(out).backward()
+    accumulated = [p.grad for p in model.parameters() if p.grad is not None]
+    assert len(full) == len(accumulated)
+    for a, b in zip(full, accumulated):
+        torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
+
+
+def _distributed_worker(rank, world_size, init_file, result_dir, sizes, gather_with_grad):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    torch.manual_seed(0)
+    encoder_i = torch.nn.Linear(8, 6).double()
+    encoder_t = torch.nn.Linear(5, 6).double()
+    generator = torch.Generator().manual_seed(3)
+    total = sum(sizes)
+    x = torch.randn(total, 8, generator=generator, dtype=torch.float64)
+    y = torch.randn(total, 5, generator=generator, dtype=torch.float64)
+    start = sum(sizes[:rank])
+
+    class Args:
+        pass
+    args = Args()
+    args.world_size, args.rank, args.gather_with_grad, args.horovod = world_size, rank, gather_with_grad, False
+    loss = ModGapLoss(lambda **kw: {}, OURS, args)
+    img = F.normalize(encoder_i(x[start:start + sizes[rank]]), dim=-1)
+    txt = F.normalize(encoder_t(y[start:start + sizes[rank]]), dim=-1)
+    terms = loss(image_features=img, text_features=txt, output_dict=True)
+    value = terms["atp_loss"] + terms["cu_loss"]
+    value.backward()
+    grads = torch.cat([p.grad.flatten() for p in list(encoder_i.parameters()) + list(encoder_t.parameters())])
+    dist.all_reduce(grads)
+    grads /= world_size                                                  # DDP averages gradients
+    torch.save({"value": value.detach(), "grads": grads}, os.path.join(result_dir, f"rank{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def _single_process(sizes):
+    torch.manual_seed(0)
+    encoder_i = torch.nn.Linear(8, 6).double()
+    encoder_t = torch.nn.Linear(5, 6).double()
+    generator = torch.Generator().manual_seed(3)
+    total = sum(sizes)
+    x = torch.randn(total, 8, generator=generator, dtype=torch.float64)
+    y = torch.randn(total, 5, generator=generator, dtype=torch.float64)
+    img, txt = F.normalize(encoder_i(x), dim=-1), F.normalize(encoder_t(y), dim=-1)
+    value = OURS["lambda1"] * modgap.atp_loss([img, txt]) + OURS["lambda2"] * modgap.centroid_uniformity([img, txt])
+    value.backward()
+    return value.detach(), torch.cat([p.grad.flatten() for p in list(encoder_i.parameters()) + list(encoder_t.parameters())])
+
+
+@pytest.mark.parametrize("gather_with_grad", [True, False])
+def test_two_process_gloo_matches_single_process(tmp_path, gather_with_grad):
+    import torch.multiprocessing as mp
+    sizes = [7, 7]
+    mp.spawn(_distributed_worker, args=(2, str(tmp_path / "init"), str(tmp_path), sizes, gather_with_grad), nprocs=2)
+    value, grads = _single_process(sizes)
+    for rank in range(2):
+        result = torch.load(tmp_path / f"rank{rank}.pt")
+        torch.testing.assert_close(result["value"], value, rtol=1e-12, atol=1e-12)
+        # gather_with_grad: exactly the single-process gradient after DDP averaging (as ClipLoss);
+        # without it, 1/world_size of it (as ClipLoss in that mode; documented).
+        expected = grads if gather_with_grad else grads / 2
+        torch.testing.assert_close(result["grads"], expected, rtol=1e-9, atol=1e-12)
+
+
+def test_scheduled_weights_follow_the_reference_schedule():
+    scheduled = modgap.config.compose(ROOT / "configs", "train", ["loss=ours_scheduled"])["loss"]
+    loss = ModGapLoss(lambda **kw: {}, scheduled, epochs=100)
+    expected = {0: (1.0, 1.0), 20: (1.0, 1.0), 45: (1.0, 0.5), 60: (1.2, 0.2), 80: (1.6, 0.0), 100: (2.0, 0.0)}
+    for epoch, (alpha, beta) in expected.items():
+        loss.epoch = epoch
+        assert loss.weights() == pytest.approx((alpha, beta)), epoch
+
+
+def test_notagap_terms():
+    notagap = modgap.config.compose(ROOT / "configs", "train", ["loss=notagap", "loss.cross_uniformity=1.0"])["loss"]
+    generator = torch.Generator().manual_seed(4)
+    img = F.normalize(torch.randn(9, 4, generator=generator, dtype=torch.float64), dim=-1)
+    txt = F.normalize(torch.randn(9, 4, generator=generator, dtype=torch.float64), dim=-1)
+    terms = ModGapLoss(lambda **kw: {}, notagap)(image_features=img, text_features=txt, output_dict=True)
+    lunif = lambda z: torch.pdist(z).pow(2).mul(-2).exp().mean().log()  # noqa: E731  Wang & Isola
+    torch.testing.assert_close(terms["uniformity_loss"], 0.5 * (lunif(img) + lunif(txt)))
+    torch.testing.assert_close(terms["alignment_loss"], (img - txt).pow(2).sum(1).mean())
+    sq = torch.cdist(img, txt).pow(2)
+    off = ~torch.eye(9, dtype=torch.bool)
+    torch.testing.assert_close(terms["cross_uniformity_loss"], sq[off].mul(-2).exp().mean().log())
+
+
+def test_version_guard(monkeypatch):
+    monkeypatch.setattr(open_clip, "__version__", "3.2.0")
+    with pytest.raises(RuntimeError, match=r"patches open_clip_torch==3.3.0 .* but open_clip_torch 3.2.0 is installed"):
+        launcher._check_version()
+
+
+def test_bad_config_is_a_clear_error(tmp_path):
+    with pytest.raises(ValueError, match="unknown option 'nope' for config group 'loss'"):
+        launcher.compose_modgap_config(launcher.modgap_argument_parser().parse_args(
+            ["--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-override", "loss=nope"]))
