@@ -193,9 +193,14 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
 def main(argv: Optional[List[str]] = None):
     """Run open_clip_train.main.main(argv) with the patches; returns what it returns (None, or -1)."""
     apply_patches()
-    # OpenCLIP sets the root logger to INFO; keep torch's own loggers (dynamo statistics at exit) quiet.
-    logging.getLogger("torch").setLevel(logging.WARNING)
     import open_clip_train.main as oc_main
     if argv is not None and any(a in ("-h", "--help") for a in argv):
         modgap_argument_parser().print_help()
-    return oc_main.main(list(argv) if argv is not None else [])
+    try:
+        return oc_main.main(list(argv) if argv is not None else [])
+    finally:
+        # OpenCLIP's setup_logging sets every existing logger to INFO; put torch's back to WARNING so its
+        # dynamo statistics are not printed at exit.
+        for name in list(logging.root.manager.loggerDict):
+            if name == "torch" or name.startswith("torch."):
+                logging.getLogger(name).setLevel(logging.WARNING)
