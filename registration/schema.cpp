@@ -63,6 +63,20 @@ TORCH_LIBRARY(modgap, m) {
       "-> Tensor[]",
       {at::Tag::pt2_compliant_tag});
 
+  // Distributed form (python/modgap/distributed.py): centroids of the local rows (accumulation dtype, to
+  // be gathered), the n x N partial log-sum-exp state of the local rows against all gathered centroids
+  // (row max, row sum and, with compute_grad, sum_j exp(x_ij - m_i) u_j), and the local rows' gradient
+  // once the ranks agreed on log_pair_sum (times `scale`, e.g. world_size for DDP's averaging).
+  m.def("_centroids(Tensor[] embeddings, bool normalize) -> Tensor", {at::Tag::pt2_compliant_tag});
+  m.def(
+      "_centroid_uniformity_partial(Tensor[] local_embeddings, Tensor all_centroids, int row_offset, float t, "
+      "bool normalize, bool compute_grad) -> (Tensor row_max, Tensor row_sum, Tensor weighted)",
+      {at::Tag::pt2_compliant_tag});
+  m.def(
+      "_centroid_uniformity_partial_backward(Tensor grad_output, Tensor[] local_embeddings, Tensor row_max, "
+      "Tensor row_sum, Tensor weighted, Tensor log_pair_sum, float t, bool normalize, float scale) -> Tensor[]",
+      {at::Tag::pt2_compliant_tag});
+
   // ---- evaluation (no autograd; CPU and CUDA kernels, Meta kernels) ----
   // Gap measures per modality pair on L2-normalised rows (eq. 2, 3; Tables 3, 4, 10; measures.md §2, §8).
   m.def(

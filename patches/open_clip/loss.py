@@ -95,8 +95,16 @@ class ModGapLoss(nn.Module):
             if lambda1:
                 terms["atp_loss"] = lambda1 * modgap.atp_loss([image, text], int(self.config.get("anchor", 0)))
             if lambda2:
-                terms["cu_loss"] = lambda2 * modgap.centroid_uniformity(
-                    [image, text], float(self.config.get("t", 2.0)), bool(self.config.get("normalize", True)))
+                t, normalize = float(self.config.get("t", 2.0)), bool(self.config.get("normalize", True))
+                if getattr(self.args, "world_size", 1) > 1:
+                    # n x N pairs per rank, partial sums combined across ranks (modgap.distributed), with
+                    # ClipLoss's gradient semantics for gather_with_grad on/off.
+                    local = [_at_least_float32(image_features), _at_least_float32(text_features)]
+                    cu = modgap.distributed.centroid_uniformity(local, t, normalize,
+                                                                gather_with_grad=bool(self.args.gather_with_grad))
+                else:
+                    cu = modgap.centroid_uniformity([image, text], t, normalize)
+                terms["cu_loss"] = lambda2 * cu
             return terms
 
     def forward(self, image_features, text_features, *args, output_dict: bool = False, **kwargs):

@@ -15,7 +15,7 @@ from ._library import library_path, load_library
 
 load_library()
 
-from . import config, nn  # noqa: E402  (need the ops loaded)
+from . import config, distributed, nn  # noqa: E402  (need the ops loaded)
 
 __all__ = [
     "atp_loss",
@@ -32,6 +32,7 @@ __all__ = [
     "cuda_version",
     "nn",
     "config",
+    "distributed",
 ]
 __version__ = "0.1.0"
 
