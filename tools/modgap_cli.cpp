@@ -1,6 +1,6 @@
 // `modgap` command-line tool.
 //
-//   modgap eval FILE [key=value ...]
+//   modgap eval FILE [key=value ...] [config=CONFIG.yaml [Hydra-style overrides, e.g. eval.knn_k=10]]
 //
 // FILE is a dict of tensors saved with torch.save (e.g. {"image": [N, D], "text": [N, D], "labels": [N]}).
 // Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them; the
@@ -20,6 +20,7 @@
 #include <modgap/modgap.h>
 
 #include <torch/serialize.h>
+#include <yaml-cpp/yaml.h>
 #include <torch/torch.h>
 
 #include <filesystem>
@@ -34,7 +35,7 @@
 namespace {
 
 constexpr const char* kUsage =
-    "usage: modgap eval FILE [key=value ...]\n"
+    "usage: modgap eval FILE [key=value ...] [config=CONFIG.yaml [eval.key=value ...]]\n"
     "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml]\n"
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
@@ -104,14 +105,60 @@ int run_eval(const std::vector<std::string>& args) {
   }
   const std::string path = args[0];
   std::map<std::string, std::string> overrides;
+  std::vector<std::string> config_overrides;  // Hydra-style overrides of config=... (eval.knn_k=10, +eval.x=1, ~k)
   for (size_t i = 1; i < args.size(); ++i) {
     const auto equals = args[i].find('=');
+    const std::string key = args[i].substr(0, equals);
+    if (!key.empty() && (key.find('.') != std::string::npos || key[0] == '+' || key[0] == '~')) {
+      config_overrides.push_back(args[i]);
+      continue;
+    }
     if (equals == std::string::npos || equals == 0) {
       throw std::invalid_argument("modgap eval: expected key=value, got '" + args[i] + "'\n" + kUsage);
     }
-    overrides[args[i].substr(0, equals)] = args[i].substr(equals + 1);
+    overrides[key] = args[i].substr(equals + 1);
   }
   modgap::EvaluateOptions options;
+  // config=CONFIG.yaml: the protocol comes from the composed config's `eval` section (the same file the
+  // training patch reads), with Hydra-style overrides; plain keys below still win.
+  if (overrides.count("config")) {
+    const std::filesystem::path config_path(overrides.at("config"));
+    const auto directory = config_path.parent_path().empty() ? std::filesystem::path(".") : config_path.parent_path();
+    const YAML::Node composed =
+        YAML::Load(modgap::compose_config(directory.string(), config_path.stem().string(), config_overrides).yaml);
+    const YAML::Node eval = composed["eval"];
+    if (!eval.IsMap()) {
+      throw std::invalid_argument("modgap eval: " + overrides.at("config") + " has no `eval` section");
+    }
+    for (const auto& entry : eval) {
+      const std::string key = entry.first.Scalar();
+      if (key == "ks") {
+        options.ks.clear();
+        for (const auto& k : entry.second) options.ks.push_back(k.as<int64_t>());
+      } else if (key == "knn_k") {
+        options.knn_k = entry.second.as<int64_t>();
+      } else if (key == "n_init") {
+        options.n_init = entry.second.as<int64_t>();
+      } else if (key == "n_clusters") {
+        options.n_clusters = entry.second.IsNull() ? 0 : entry.second.as<int64_t>();
+      } else if (key == "max_iter") {
+        options.kmeans_max_iter = entry.second.as<int64_t>();
+      } else if (key == "tol") {
+        options.kmeans_tol = entry.second.as<double>();
+      } else if (key == "knn_metric") {
+        options.knn_metric = entry.second.as<std::string>();
+      } else if (key == "test_fraction") {
+        options.test_fraction = entry.second.as<double>();
+      } else if (key == "seed") {
+        options.seed = entry.second.as<int64_t>();
+      } else {
+        throw std::invalid_argument("modgap eval: unknown key `eval." + key + "` in " + overrides.at("config"));
+      }
+    }
+    overrides.erase("config");
+  } else if (!config_overrides.empty()) {
+    throw std::invalid_argument("modgap eval: '" + config_overrides[0] + "' is a config override; give config=CONFIG.yaml");
+  }
   std::string labels_key = "labels";
   std::string device = "cpu";
   std::string out = path.substr(0, path.rfind('.') == std::string::npos ? path.size() : path.rfind('.')) + ".eval.json";
@@ -255,6 +302,9 @@ int main(int argc, char** argv) {
     return 1;
   } catch (const c10::Error& error) {
     std::cerr << error.what_without_backtrace() << "\n";
+    return 1;
+  } catch (const YAML::Exception& error) {
+    std::cerr << "modgap: config value of the wrong type: " << error.what() << "\n";
     return 1;
   } catch (const std::exception& error) {
     std::cerr << error.what() << "\n";

@@ -474,3 +474,20 @@ def test_evaluation_meta_kernels_check_too():
         ops.kmeans(_X.to("meta"), 11, 300, 1e-4, 1, 0)
     with pytest.raises(ValueError, match=r"`metric` must be"):
         ops.knn_predict(_X.to("meta"), _Y.to("meta"), _X.to("meta"), 3, "l1")
+
+
+def test_cli_eval_reads_the_protocol_from_a_config(tmp_path):
+    embeddings, labels = _digits_embeddings()
+    path = tmp_path / "emb.pt"
+    torch.save({**embeddings, "labels": labels}, path)
+    out = tmp_path / "result.json"
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    run = subprocess.run([_cli(), "eval", str(path), f"config={configs / 'train.yaml'}", "eval.knn_k=7", "seed=5",
+                          "eval.ks=[1,3]", f"out={out}"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    result = json.loads(out.read_text())
+    # knn_k and ks from the config override, seed from the plain key (plain keys win), n_init from the config.
+    assert result["protocol"]["knn_k"] == 7 and result["protocol"]["ks"] == [1, 3] and result["protocol"]["seed"] == 5
+    assert result == modgap.evaluate(embeddings, labels, ks=(1, 3), knn_k=7, seed=5, n_init=1)
+    run = subprocess.run([_cli(), "eval", str(path), "eval.knn_k=7"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "give config=CONFIG.yaml" in run.stderr
