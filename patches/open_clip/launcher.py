@@ -52,6 +52,9 @@ def modgap_argument_parser() -> argparse.ArgumentParser:
     group.add_argument("--modgap-lambda2", type=float, help="shorthand for loss.lambda2=X (CU weight)")
     group.add_argument("--modgap-fixed-temperature", type=float,
                        help="freeze OpenCLIP's temperature at this value (loss.learnable_temperature=false)")
+    group.add_argument("--modgap-logs", metavar="DIR",
+                       help="passed to OpenCLIP as --logs DIR: under torchrun on Python 3.11, `--logs` itself is "
+                            "rejected as an ambiguous abbreviation of torchrun's --logs-specs")
     group.add_argument("--modgap-val-labels", help="text file with one integer class label per validation row: "
                                                     "enables V-measure and kNN accuracy in the validation metrics")
     return parser
@@ -118,6 +121,8 @@ def apply_patches() -> None:
 
     def parse_args(argv):
         options, rest = modgap_argument_parser().parse_known_args(argv)
+        if options.modgap_logs:
+            rest = [*rest, "--logs", options.modgap_logs]
         args = original_parse_args(rest)
         config = compose_modgap_config(options)
         _register_model_config(config)

@@ -45,7 +45,7 @@ def _run_main(digits_csv, tmp_path, name, *extra):
     argv = ["--train-data", str(digits_csv / "data.tsv"), "--val-data", str(digits_csv / "data.tsv"),
             "--dataset-type", "csv", "--model", TINY["name"], "--epochs", "1", "--batch-size", "16", "--lr", "1e-3",
             "--warmup", "1", "--workers", "0", "--precision", "fp32", "--device", "cpu", "--name", name,
-            "--logs", str(tmp_path), "--log-every-n-steps", "1", "--save-frequency", "0",
+            "--modgap-logs", str(tmp_path), "--log-every-n-steps", "1", "--save-frequency", "0",
             "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(digits_csv / "labels.txt"),
             *extra]
     assert launcher.main(argv) != -1
