@@ -225,3 +225,13 @@ def test_bad_config_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown option 'nope' for config group 'loss'"):
         launcher.compose_modgap_config(launcher.modgap_argument_parser().parse_args(
             ["--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-override", "loss=nope"]))
+
+
+def test_shorthands_without_a_config_file():
+    options = launcher.modgap_argument_parser().parse_args(
+        ["--modgap-lambda2", "0.5", "--modgap-fixed-temperature", "0.1", "--modgap-logs", "/tmp/x"])
+    loss = launcher.compose_modgap_config(options)["loss"]
+    assert loss["name"] == "ours" and loss["lambda1"] == 1.0 and loss["lambda2"] == 0.5
+    assert loss["learnable_temperature"] is False and loss["temperature"] == 0.1
+    default = launcher.compose_modgap_config(launcher.modgap_argument_parser().parse_args([]))["loss"]
+    assert default["learnable_temperature"] is True                   # OpenCLIP's own temperature by default
