@@ -75,16 +75,27 @@ void check_retrieval_arguments(const char* op, const at::Tensor& queries, const 
   check_ks(op, ks, gallery.sym_size(0));
 }
 
+namespace {
+
+// The value checks both forms share: finite rows, and every entry of the index map in [0, bound).
+at::Tensor checked_index_map(const char* op, const at::Tensor& queries, const at::Tensor& gallery, const char* map_name,
+                             const at::Tensor& map, int64_t bound, const char* indexed) {
+  check_finite(op, "queries", queries);
+  check_finite(op, "gallery", gallery);
+  const at::Tensor index = map.to(at::kLong);
+  TORCH_CHECK_VALUE(((index >= 0) & (index < bound)).all().item<bool>(), op, ": every entry of `", map_name,
+                    "` must index a ", indexed, " row in [0, ", bound, ")");
+  return index;
+}
+
+}  // namespace
+
 at::Tensor retrieval_recall_kernel(const at::Tensor& queries, const at::Tensor& gallery,
                                    const at::Tensor& query_to_gallery, at::IntArrayRef ks) {
   check_retrieval_arguments(kRetrievalRecallName, queries, gallery, "query_to_gallery", query_to_gallery,
                             queries.sym_size(0), ks);
-  check_finite(kRetrievalRecallName, "queries", queries);
-  check_finite(kRetrievalRecallName, "gallery", gallery);
-  const at::Tensor target = query_to_gallery.to(at::kLong);
-  const int64_t n_gallery = gallery.size(0);
-  TORCH_CHECK_VALUE(((target >= 0) & (target < n_gallery)).all().item<bool>(), kRetrievalRecallName,
-                    ": every entry of `query_to_gallery` must index a gallery row in [0, ", n_gallery, ")");
+  const at::Tensor target = checked_index_map(kRetrievalRecallName, queries, gallery, "query_to_gallery",
+                                              query_to_gallery, gallery.size(0), "gallery");
   const at::Tensor q = eval::l2_normalize_rows(queries);
   const at::Tensor g = eval::l2_normalize_rows(gallery);
   const at::Tensor best_true = (q * g.index_select(0, target)).sum(1);
@@ -98,12 +109,9 @@ at::Tensor retrieval_recall_any_kernel(const at::Tensor& queries, const at::Tens
                                        const at::Tensor& gallery_to_query, at::IntArrayRef ks) {
   check_retrieval_arguments(kRetrievalRecallAnyName, queries, gallery, "gallery_to_query", gallery_to_query,
                             gallery.sym_size(0), ks);
-  check_finite(kRetrievalRecallAnyName, "queries", queries);
-  check_finite(kRetrievalRecallAnyName, "gallery", gallery);
-  const at::Tensor owner = gallery_to_query.to(at::kLong);
   const int64_t n_query = queries.size(0);
-  TORCH_CHECK_VALUE(((owner >= 0) & (owner < n_query)).all().item<bool>(), kRetrievalRecallAnyName,
-                    ": every entry of `gallery_to_query` must index a query row in [0, ", n_query, ")");
+  const at::Tensor owner =
+      checked_index_map(kRetrievalRecallAnyName, queries, gallery, "gallery_to_query", gallery_to_query, n_query, "query");
   const at::Tensor items_per_query = at::bincount(owner, {}, n_query);
   TORCH_CHECK_VALUE((items_per_query > 0).all().item<bool>(), kRetrievalRecallAnyName, ": query ",
                     (items_per_query == 0).nonzero()[0][0].item<int64_t>(),

@@ -134,16 +134,23 @@ def test_accumulation_gives_the_full_batch_gradient():
         torch.testing.assert_close(b, a, rtol=1e-9, atol=1e-12)
 
 
+def _encoders_and_data(sizes):
+    torch.manual_seed(0)
+    encoders = (torch.nn.Linear(8, 6).double(), torch.nn.Linear(5, 6).double())
+    generator = torch.Generator().manual_seed(3)
+    x = torch.randn(sum(sizes), 8, generator=generator, dtype=torch.float64)
+    y = torch.randn(sum(sizes), 5, generator=generator, dtype=torch.float64)
+    return encoders, x, y
+
+
+def _flat_grads(encoders):
+    return torch.cat([p.grad.flatten() for e in encoders for p in e.parameters()])
+
+
 def _distributed_worker(rank, world_size, init_file, result_dir, sizes, gather_with_grad):
     import torch.distributed as dist
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    torch.manual_seed(0)
-    encoder_i = torch.nn.Linear(8, 6).double()
-    encoder_t = torch.nn.Linear(5, 6).double()
-    generator = torch.Generator().manual_seed(3)
-    total = sum(sizes)
-    x = torch.randn(total, 8, generator=generator, dtype=torch.float64)
-    y = torch.randn(total, 5, generator=generator, dtype=torch.float64)
+    (encoder_i, encoder_t), x, y = _encoders_and_data(sizes)
     start = sum(sizes[:rank])
 
     class Args:
@@ -156,7 +163,7 @@ def _distributed_worker(rank, world_size, init_file, result_dir, sizes, gather_w
     terms = loss(image_features=img, text_features=txt, output_dict=True)
     value = terms["atp_loss"] + terms["cu_loss"]
     value.backward()
-    grads = torch.cat([p.grad.flatten() for p in list(encoder_i.parameters()) + list(encoder_t.parameters())])
+    grads = _flat_grads((encoder_i, encoder_t))
     dist.all_reduce(grads)
     grads /= world_size                                                  # DDP averages gradients
     torch.save({"value": value.detach(), "grads": grads}, os.path.join(result_dir, f"rank{rank}.pt"))
@@ -164,17 +171,11 @@ def _distributed_worker(rank, world_size, init_file, result_dir, sizes, gather_w
 
 
 def _single_process(sizes):
-    torch.manual_seed(0)
-    encoder_i = torch.nn.Linear(8, 6).double()
-    encoder_t = torch.nn.Linear(5, 6).double()
-    generator = torch.Generator().manual_seed(3)
-    total = sum(sizes)
-    x = torch.randn(total, 8, generator=generator, dtype=torch.float64)
-    y = torch.randn(total, 5, generator=generator, dtype=torch.float64)
+    (encoder_i, encoder_t), x, y = _encoders_and_data(sizes)
     img, txt = F.normalize(encoder_i(x), dim=-1), F.normalize(encoder_t(y), dim=-1)
     value = OURS["lambda1"] * modgap.atp_loss([img, txt]) + OURS["lambda2"] * modgap.centroid_uniformity([img, txt])
     value.backward()
-    return value.detach(), torch.cat([p.grad.flatten() for p in list(encoder_i.parameters()) + list(encoder_t.parameters())])
+    return value.detach(), _flat_grads((encoder_i, encoder_t))
 
 
 @pytest.mark.parametrize("gather_with_grad", [True, False])
