@@ -28,6 +28,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <set>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -130,30 +131,21 @@ int run_eval(const std::vector<std::string>& args) {
     if (!eval.IsMap()) {
       throw std::invalid_argument("modgap eval: " + overrides.at("config") + " has no `eval` section");
     }
+    // The config's values go through the same key=value parsing as the command line; plain keys win.
+    static const std::set<std::string> protocol_keys = {"ks",       "knn_k", "n_init",        "n_clusters", "max_iter",
+                                                        "tol",      "seed",  "test_fraction", "knn_metric"};
     for (const auto& entry : eval) {
       const std::string key = entry.first.Scalar();
-      if (key == "ks") {
-        options.ks.clear();
-        for (const auto& k : entry.second) options.ks.push_back(k.as<int64_t>());
-      } else if (key == "knn_k") {
-        options.knn_k = entry.second.as<int64_t>();
-      } else if (key == "n_init") {
-        options.n_init = entry.second.as<int64_t>();
-      } else if (key == "n_clusters") {
-        options.n_clusters = entry.second.IsNull() ? 0 : entry.second.as<int64_t>();
-      } else if (key == "max_iter") {
-        options.kmeans_max_iter = entry.second.as<int64_t>();
-      } else if (key == "tol") {
-        options.kmeans_tol = entry.second.as<double>();
-      } else if (key == "knn_metric") {
-        options.knn_metric = entry.second.as<std::string>();
-      } else if (key == "test_fraction") {
-        options.test_fraction = entry.second.as<double>();
-      } else if (key == "seed") {
-        options.seed = entry.second.as<int64_t>();
-      } else {
+      if (!protocol_keys.count(key)) {
         throw std::invalid_argument("modgap eval: unknown key `eval." + key + "` in " + overrides.at("config"));
       }
+      std::string value = entry.second.IsNull() ? "0" : "";
+      if (entry.second.IsSequence()) {
+        for (const auto& item : entry.second) value += (value.empty() ? "" : ",") + item.Scalar();
+      } else if (entry.second.IsScalar()) {
+        value = entry.second.Scalar();
+      }
+      overrides.emplace(key, value);  // does not replace a plain key given on the command line
     }
     overrides.erase("config");
   } else if (!config_overrides.empty()) {

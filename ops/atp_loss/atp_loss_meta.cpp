@@ -4,6 +4,7 @@
 
 #include "ops/atp_loss/atp_loss.h"
 #include "ops/common/input_checks.h"
+#include "ops/common/tensor_utils.h"
 
 namespace modgap {
 namespace {
@@ -18,11 +19,7 @@ std::vector<at::Tensor> atp_loss_backward_meta(const at::Tensor& grad_output, at
                                                int64_t anchor) {
   check_embeddings_metadata("modgap::_atp_loss_backward", embeddings, /*min_rows=*/1);
   check_anchor("modgap::_atp_loss_backward", anchor, static_cast<int64_t>(embeddings.size()));
-  std::vector<at::Tensor> grads;
-  for (const auto& z : embeddings) {
-    grads.push_back(at::empty_like(z, at::MemoryFormat::Contiguous));
-  }
-  return grads;
+  return empty_gradients_like(embeddings);
 }
 
 }  // namespace

@@ -23,6 +23,7 @@
 #include "ops/centroid_uniformity/centroid_uniformity_math.h"
 #include "ops/centroid_uniformity/centroid_uniformity_tiled.h"
 #include "ops/common/input_checks.h"
+#include "ops/common/tensor_utils.h"
 
 namespace modgap {
 
@@ -157,11 +158,7 @@ std::vector<at::Tensor> partial_backward_meta(const at::Tensor& grad_output, at:
                                               const at::Tensor& row_max, const at::Tensor& row_sum,
                                               const at::Tensor& weighted, const at::Tensor& log_pair_sum, double t,
                                               bool normalize, double scale) {
-  std::vector<at::Tensor> grads;
-  for (const auto& z : local_embeddings) {
-    grads.push_back(at::empty_like(z, at::MemoryFormat::Contiguous));
-  }
-  return grads;
+  return empty_gradients_like(local_embeddings);
 }
 
 }  // namespace

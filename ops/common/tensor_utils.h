@@ -16,4 +16,14 @@ inline std::vector<at::Tensor> contiguous_embeddings(at::TensorList embeddings) 
   return out;
 }
 
+// Uninitialised gradients shaped like each modality (contiguous): the outputs of backward Meta kernels.
+inline std::vector<at::Tensor> empty_gradients_like(at::TensorList embeddings) {
+  std::vector<at::Tensor> grads;
+  grads.reserve(embeddings.size());
+  for (const auto& z : embeddings) {
+    grads.push_back(at::empty_like(z, at::MemoryFormat::Contiguous));
+  }
+  return grads;
+}
+
 }  // namespace modgap
