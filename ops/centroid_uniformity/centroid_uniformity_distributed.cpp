@@ -123,13 +123,10 @@ std::vector<at::Tensor> centroid_uniformity_partial_backward_kernel(
   const at::Tensor& u = centroids.u;
   // w_ij = exp(x_ij - S) = exp(x_ij - m_i) exp(m_i - S).
   const at::Tensor to_pair_weights = cu::rescale_factor(row_max, log_pair_sum.to(u.scalar_type()).expand_as(row_max));
-  at::Tensor grad = weighted * to_pair_weights.unsqueeze(1);
-  grad.mul_(-1.0).addcmul_(u, (row_sum * to_pair_weights).unsqueeze(1)).mul_(-2.0 * t);
-  if (normalize) {
-    at::Tensor dot = (u * grad).sum(1, /*keepdim=*/true);
-    dot.masked_fill_(centroids.norms < cu::kNormEps, 0.0);
-    grad.addcmul_(u, dot, -1.0).div_(centroids.norms.clamp_min(cu::kNormEps));
-  }
+  // dL/du_i = -2 t (r_i u_i - sum_j w_ij u_j), assembled as in the single-process op.
+  at::Tensor grad = cu::assemble_centroid_gradient(centroids, weighted * to_pair_weights.unsqueeze(1),
+                                                   row_sum * to_pair_weights,
+                                                   at::scalar_tensor(-2.0 * t, u.options()), normalize);
   grad.mul_(scale);
   return cu::centroid_gradient_to_embeddings(grad_output, grad, static_cast<int64_t>(local_embeddings.size()),
                                              local_embeddings[0].scalar_type());

@@ -5,22 +5,38 @@
 //
 //   struct Epilogue {
 //     static constexpr int64_t kTileRows, kTileCols;
-//     // tile[r, c] = u_{row0+r} . u_{col0+c}; fold -t d_ij of the pairs j > i into the running
+//     // dots[r, c] = u_{row0+r} . u_{col0+c}; fold -t d_ij of the pairs j > i into the running
 //     // per-row log-sum-exp state (row_max, row_sum).
-//     static void row_logsumexp(const at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0,
+//     static void row_logsumexp(const at::Tensor& dots, const at::Tensor& sq_norms, int64_t row0,
 //                               int64_t col0, double t, at::Tensor& row_max, at::Tensor& row_sum);
 //     // overwrite the tile with the logits x_ij = -t d_ij for the pairs j > i and -inf elsewhere.
-//     static void pair_logits(at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0,
+//     static void pair_logits(at::Tensor& dots, const at::Tensor& sq_norms, int64_t row0, int64_t col0,
 //                             double t);
+//     // weights[r, c] = exp(x_ij - shift) for the pairs j > i, 0 elsewhere, stored in weights' dtype
+//     // (it may alias dots when the dtypes agree); adds the row sums of the unrounded weights to
+//     // pair_sum[row0 + r], and the row and column sums of the weights as stored to weight_sum.
+//     static void pair_weights(const at::Tensor& dots, const at::Tensor& sq_norms, int64_t row0,
+//                              int64_t col0, double t, double shift, at::Tensor& weights,
+//                              at::Tensor& pair_sum, at::Tensor& weight_sum);
 //   };
 //
 // Only pairs i < j are visited (row block r against column blocks starting at r). Without gradients
-// each pair costs one GEMM entry; with gradients (forward_with_gradient) the tile is used twice more
-// (W u and W^T u) in the same pass and the backward is a scale. Extra memory is O(N D) plus a few
-// kTileRows x kTileCols tiles: the N x N matrix is never formed.
+// each pair costs one GEMM entry; with gradients the tile is used twice more (W u and W^T u) in the
+// same pass and the backward is a scale: 1.5 N^2 D multiply-adds in all. Extra memory is O(N D) plus a
+// few kTileRows x kTileCols tiles: the N x N matrix is never formed.
+//
+// Precision of the GEMMs follows the input (GemmOperands): float64 and float32 centroids go to the
+// GEMMs as they are (on CUDA, float32 GEMMs use TF32 exactly when PyTorch's own matmul setting,
+// torch.backends.cuda.matmul.allow_tf32 / torch.set_float32_matmul_precision, allows it); for
+// float16/bfloat16 inputs the centroids are rounded to the input dtype and multiplied with float32
+// accumulation (tensor cores on CUDA; the CPU computes the same exact products in float32), and the
+// pair weights of the W u GEMMs are stored in bfloat16 (float32's exponent range, which the weights
+// need). The O(N) statistics, the log-sum-exp and the gradient assembly stay in float32 (float64
+// for float64 inputs).
 #pragma once
 
 #include <ATen/ATen.h>
+#include <torch/version.h>
 
 #include <algorithm>
 #include <cmath>
@@ -31,6 +47,13 @@
 #include "ops/centroid_uniformity/centroid_uniformity.h"
 #include "ops/centroid_uniformity/centroid_uniformity_math.h"
 #include "ops/common/input_checks.h"
+
+// aten::mm.dtype (float16/bfloat16 operands, float32 output; CUDA only) arrived in PyTorch 2.8.
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
+#define MODGAP_HAS_MM_OUT_DTYPE 1
+#else
+#define MODGAP_HAS_MM_OUT_DTYPE 0
+#endif
 
 namespace modgap {
 namespace cu {
@@ -65,27 +88,82 @@ inline Centroids compute_centroids(at::TensorList embeddings, bool normalize) {
   return out;
 }
 
+inline bool is_half(at::ScalarType dtype) { return dtype == at::kHalf || dtype == at::kBFloat16; }
+
+// The operands of the tile GEMMs, in the precision the input asks for (see the header comment).
+struct GemmOperands {
+  at::Tensor dots_u;          // [N, D] operand of the u_i . u_j GEMMs
+  at::Tensor dots_sq_norms;   // [N] |dots_u_i|^2 in the accumulation dtype: d_ij is then the exact
+                              // distance of the points the GEMM multiplies (never < 0 beyond rounding)
+  at::Tensor weights_u;       // [N, D] operand of the W u GEMMs (dtype of the stored weights)
+};
+
+inline GemmOperands make_gemm_operands(const Centroids& centroids, at::ScalarType input_dtype) {
+  GemmOperands operands;
+  if (!is_half(input_dtype)) {
+    operands.dots_u = centroids.u;
+    operands.dots_sq_norms = centroids.sq_norms;
+    operands.weights_u = centroids.u;
+    return operands;
+  }
+  operands.dots_u = centroids.u.to(input_dtype);
+  operands.dots_sq_norms = at::linalg_vector_norm(operands.dots_u.to(centroids.u.scalar_type()), 2, {1}).square_();
+  // float16 weights would overflow (exp(x - shift) reaches e^60): the W u GEMMs run in bfloat16.
+  operands.weights_u = input_dtype == at::kBFloat16 ? operands.dots_u : centroids.u.to(at::kBFloat16);
+  return operands;
+}
+
+// rows . cols^T in the accumulation dtype `acc`. Half operands: float32 accumulation (tensor cores)
+// through aten::mm.dtype on CUDA; the CPU has no such kernel, and converting first gives the same
+// exact products (an 8- or 11-bit by 8- or 11-bit product fits float32's 24-bit significand).
+inline at::Tensor tile_dots(const at::Tensor& rows, const at::Tensor& cols, at::ScalarType acc) {
+  if (rows.scalar_type() == acc) {
+    return at::mm(rows, cols.t());
+  }
+#if MODGAP_HAS_MM_OUT_DTYPE
+  if (rows.is_cuda()) {
+    return at::mm(rows, cols.t(), acc);
+  }
+#endif
+  return at::mm(rows.to(acc), cols.to(acc).t());
+}
+
+// out += weights @ operand, accumulated in out's dtype (float32 accumulation for bfloat16 weights).
+inline void accumulate_weighted(at::Tensor out, const at::Tensor& weights, const at::Tensor& operand) {
+  if (weights.scalar_type() == out.scalar_type()) {
+    out.addmm_(weights, operand);
+    return;
+  }
+#if MODGAP_HAS_MM_OUT_DTYPE
+  if (weights.is_cuda()) {
+    out.add_(at::mm(weights, operand, out.scalar_type()));
+    return;
+  }
+#endif
+  out.addmm_(weights.to(out.scalar_type()), operand.to(out.scalar_type()));
+}
+
 template <class Epilogue>
-std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_tiled(at::TensorList embeddings, double t,
-                                                                     bool normalize) {
-  const Centroids centroids = compute_centroids(embeddings, normalize);
+std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_tiled(const Centroids& centroids,
+                                                                     const GemmOperands& operands, double t,
+                                                                     at::ScalarType out_dtype) {
   const at::Tensor& u = centroids.u;
   const int64_t num_rows = u.size(0);
   at::Tensor row_max = at::full({num_rows}, -std::numeric_limits<double>::infinity(), u.options());
   at::Tensor row_sum = at::zeros({num_rows}, u.options());
   for (int64_t row0 = 0; row0 < num_rows; row0 += Epilogue::kTileRows) {
     const int64_t rows = std::min(Epilogue::kTileRows, num_rows - row0);
-    const at::Tensor u_rows = u.narrow(0, row0, rows);
+    const at::Tensor u_rows = operands.dots_u.narrow(0, row0, rows);
     for (int64_t col0 = row0; col0 < num_rows; col0 += Epilogue::kTileCols) {
       const int64_t cols = std::min(Epilogue::kTileCols, num_rows - col0);
-      const at::Tensor tile = at::mm(u_rows, u.narrow(0, col0, cols).t());
-      Epilogue::row_logsumexp(tile, centroids.sq_norms, row0, col0, t, row_max, row_sum);
+      const at::Tensor dots = tile_dots(u_rows, operands.dots_u.narrow(0, col0, cols), u.scalar_type());
+      Epilogue::row_logsumexp(dots, operands.dots_sq_norms, row0, col0, t, row_max, row_sum);
     }
   }
   // log sum_{i<j} exp(-t d_ij) = logsumexp_i (row_max_i + log row_sum_i); the last row has no pair
   // (row_sum = 0, a -inf term that logsumexp ignores).
   const at::Tensor log_pair_sum = at::logsumexp(row_max + at::log(row_sum), {0});
-  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(embeddings[0].scalar_type());
+  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
   return {loss, at::empty({0}, u.options())};
 }
 
@@ -99,17 +177,107 @@ inline at::Tensor safe_shift(const at::Tensor& running_max) {
   return at::where(at::isneginf(running_max), at::zeros_like(running_max), running_max);
 }
 
-// Forward that also returns dL/dc (the gradient of the loss with respect to the raw centroids c_i
-// for an upstream gradient of 1), computed in the same pass over the pairs. Each tile's logits are
-// turned into unnormalised weights twice, once shifted by the running maximum of its rows and once by
-// that of its columns (FlashAttention's online softmax, on both sides of the symmetric pair set), and
-// accumulated into r_i = sum_j w_ij and a_i = sum_j w_ij u_j; at the end every index is rescaled
-// from its running maximum to log_pair_sum. This costs 1.5 N^2 D multiply-adds (one tile GEMM, two
-// accumulation GEMMs on half the pairs) instead of the 2 N^2 D of a forward plus a recomputing backward.
+// dL/dc from dL/du: through the normalisation u = c / max(||c||, eps), dL/dc = (I - u u^T) dL/du / ||c||
+// where ||c|| >= eps and dL/du / eps below (F.normalize's clamp). In place in `grad`. The projection
+// is applied twice ("twice is enough", as in Gram-Schmidt re-orthogonalisation): when dL/du is mostly
+// radial (clustered centroids) one projection leaves a rounding residue along u of the size of the
+// removed part; the second removes it (float32 gradient error on clustered data 4.5e-6 -> 1.3e-6,
+// bench/accuracy_centroid_uniformity.py).
+inline at::Tensor centroid_gradient_through_normalisation(const Centroids& centroids, at::Tensor grad,
+                                                          bool normalize) {
+  if (normalize) {
+    const at::Tensor& u = centroids.u;
+    for (int pass = 0; pass < 2; ++pass) {
+      at::Tensor dot = at::bmm(u.unsqueeze(1), grad.unsqueeze(2)).view({u.size(0), 1});
+      dot.masked_fill_(centroids.norms < kNormEps, 0.0);
+      grad.addcmul_(u, dot, -1.0);
+    }
+    grad.div_(centroids.norms.clamp_min(kNormEps));
+  }
+  return grad;
+}
+
+// dL/dc from a_i = sum_{j != i} w_ij u_j and r_i = sum_{j != i} w_ij, both known up to a common factor
+// folded into `scale`: dL/du_i = scale (r_i u_i - a_i), then through the normalisation. The radial term
+// r_i u_i is annihilated exactly by the projection (I - u u^T), so with normalisation it is left out
+// (adding it and projecting it away again cancels a large term against itself: the float32 gradient
+// error on random data drops from 1.9e-5 to 3.6e-7 without it); rows with ||c|| < eps (F.normalize's
+// clamp, no projection) keep it. Built in place in `weighted`.
+inline at::Tensor assemble_centroid_gradient(const Centroids& centroids, at::Tensor weighted, at::Tensor weight_sum,
+                                             const at::Tensor& scale, bool normalize) {
+  at::Tensor grad = weighted.neg_();
+  if (normalize) {
+    weight_sum = weight_sum.masked_fill(centroids.norms.squeeze(1) >= kNormEps, 0.0);
+  }
+  grad.addcmul_(centroids.u, weight_sum.unsqueeze(1)).mul_(scale);
+  return centroid_gradient_through_normalisation(centroids, grad, normalize);
+}
+
+// The static shift of the gradient pass. Every logit lies in [-4 t R^2, 0] with R = max_i |u_i|
+// (d_ij <= (|u_i| + |u_j|)^2), so shift = -2 t R^2 puts every exp(x_ij - shift) in
+// [e^-h, e^h] with h = 2 t R^2. With h <= 60 nothing overflows (2^36 pairs times e^60 < 1e37, float32
+// and bfloat16 reach 3.4e38) and no weight leaves float32's normal range (e^-60 ~ 9e-27 > 1.2e-38), so a
+// single pass needs no running maxima. Normalised centroids (R = 1) qualify for t <= 30; larger t or
+// large unnormalised centroids take the online (running-maximum) pass.
+constexpr double kStaticShiftMaxHalfRange = 60.0;
+
+// Forward with dL/dc in one pass over the pairs with a static shift (see above): per tile one GEMM of
+// dot products, one epilogue kernel that writes the pair weights exp(x_ij - shift) (j > i) and their
+// row/column sums, and two GEMMs W u_cols and W^T u_rows. With S = sum_{i<j} exp(x_ij - shift) the loss
+// is shift + log S - log P and
+//   dL/du_i = -2 t / S ( r_i u_i - sum_{j != i} exp(x_ij - shift) u_j ),   r_i = sum_{j != i} exp(x_ij - shift).
+// r_i is summed from the weights as stored (bfloat16 for half inputs), so it matches the W u GEMMs
+// exactly and the translation invariance sum_i dL/du_i = 0 survives the rounding; S is summed from the
+// unrounded weights.
 template <class Epilogue>
-std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_tiled(at::TensorList embeddings,
-                                                                                   double t, bool normalize) {
-  const Centroids centroids = compute_centroids(embeddings, normalize);
+std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_static_shift(
+    const Centroids& centroids, const GemmOperands& operands, double t, double shift, bool normalize,
+    at::ScalarType out_dtype) {
+  const at::Tensor& u = centroids.u;
+  const auto acc_dtype = u.scalar_type();
+  const auto weight_dtype = operands.weights_u.scalar_type();
+  const int64_t num_rows = u.size(0);
+  at::Tensor pair_sum = at::zeros({num_rows}, u.options());    // sum_{j>i} exp(x_ij - shift), unrounded
+  at::Tensor weight_sum = at::zeros({num_rows}, u.options());  // r_i from the stored weights
+  at::Tensor weighted = at::zeros_like(u);                     // sum_{j!=i} exp(x_ij - shift) u_j
+  // Weights in a dtype other than the dots' need their own tile; a flat buffer so that every
+  // [rows, cols] view of it is contiguous.
+  at::Tensor weights_buffer;
+  if (weight_dtype != acc_dtype) {
+    weights_buffer = at::empty({std::min(Epilogue::kTileRows, num_rows) * std::min(Epilogue::kTileCols, num_rows)},
+                               u.options().dtype(weight_dtype));
+  }
+  for (int64_t row0 = 0; row0 < num_rows; row0 += Epilogue::kTileRows) {
+    const int64_t rows = std::min(Epilogue::kTileRows, num_rows - row0);
+    for (int64_t col0 = row0; col0 < num_rows; col0 += Epilogue::kTileCols) {
+      const int64_t cols = std::min(Epilogue::kTileCols, num_rows - col0);
+      at::Tensor dots =
+          tile_dots(operands.dots_u.narrow(0, row0, rows), operands.dots_u.narrow(0, col0, cols), acc_dtype);
+      at::Tensor weights = weight_dtype == acc_dtype ? dots : weights_buffer.narrow(0, 0, rows * cols).view({rows, cols});
+      Epilogue::pair_weights(dots, operands.dots_sq_norms, row0, col0, t, shift, weights, pair_sum, weight_sum);
+      // Row side: the pairs (i, j > i) seen from i; column side: the same pairs seen from j.
+      accumulate_weighted(weighted.narrow(0, row0, rows), weights, operands.weights_u.narrow(0, col0, cols));
+      accumulate_weighted(weighted.narrow(0, col0, cols), weights.t(), operands.weights_u.narrow(0, row0, rows));
+    }
+  }
+  const at::Tensor total = pair_sum.to(at::kDouble).sum();  // S: up to 2^36 terms, summed in float64
+  const at::Tensor log_pair_sum = at::log(total) + shift;
+  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
+  // dL/du_i = -2 t (r_i u_i - weighted_i) / S.
+  const at::Tensor scale = (total.reciprocal() * (-2.0 * t)).to(acc_dtype);
+  return {loss, assemble_centroid_gradient(centroids, weighted, weight_sum, scale, normalize)};
+}
+
+// Forward that also returns dL/dc for any logit range: the running-maximum form of the pass above,
+// used when the static shift does not fit (t R^2 > 30). Each tile's logits are turned into
+// unnormalised weights twice, once shifted by the running maximum of its rows and once by that of its
+// columns (FlashAttention's online softmax, on both sides of the symmetric pair set), and accumulated
+// into r_i = sum_j w_ij and a_i = sum_j w_ij u_j; at the end every index is rescaled from its running
+// maximum to log_pair_sum. The GEMMs run in the accumulation dtype.
+template <class Epilogue>
+std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_online(const Centroids& centroids,
+                                                                                    double t, bool normalize,
+                                                                                    at::ScalarType out_dtype) {
   const at::Tensor& u = centroids.u;
   const int64_t num_rows = u.size(0);
   at::Tensor running_max = at::full({num_rows}, -std::numeric_limits<double>::infinity(), u.options());
@@ -156,21 +324,15 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_til
     }
   }
   at::Tensor log_pair_sum = at::logsumexp(running_max + at::log(pair_sum), {0});
-  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(embeddings[0].scalar_type());
+  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
 
   // w_ij = exp(x_ij - log_pair_sum) = exp(x_ij - m_i) * exp(m_i - log_pair_sum).
   const at::Tensor to_pair_weights = rescale_factor(running_max, log_pair_sum.expand_as(running_max));
   weight_sum.mul_(to_pair_weights);
-  // dL/du_i = -2 t (r_i u_i - sum_j w_ij u_j), built in place in `weighted` (no N x D temporaries).
-  at::Tensor grad = weighted;
-  grad.mul_(to_pair_weights.unsqueeze(1)).mul_(-1.0).addcmul_(u, weight_sum.unsqueeze(1)).mul_(-2.0 * t);
-  if (normalize) {
-    // u = c / max(||c||, eps): dL/dc = (I - u u^T) dL/du / ||c|| where ||c|| >= eps, dL/du / eps below.
-    at::Tensor dot = at::bmm(u.unsqueeze(1), grad.unsqueeze(2)).view({num_rows, 1});
-    dot.masked_fill_(centroids.norms < kNormEps, 0.0);
-    grad.addcmul_(u, dot, -1.0).div_(centroids.norms.clamp_min(kNormEps));
-  }
-  return {loss, grad};
+  weighted.mul_(to_pair_weights.unsqueeze(1));
+  // dL/du_i = -2 t (r_i u_i - sum_j w_ij u_j).
+  return {loss, assemble_centroid_gradient(centroids, weighted, weight_sum, at::scalar_tensor(-2.0 * t, u.options()),
+                                           normalize)};
 }
 
 // The backend-independent body of the forward kernels: checks, then the tiled pass with or without
@@ -179,8 +341,24 @@ template <class Epilogue>
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_checked(at::TensorList embeddings, double t,
                                                                        bool normalize, bool compute_grad) {
   check_centroid_uniformity_arguments(kCentroidUniformityName, embeddings, t);
-  auto result = compute_grad ? centroid_uniformity_forward_with_gradient_tiled<Epilogue>(embeddings, t, normalize)
-                             : centroid_uniformity_forward_tiled<Epilogue>(embeddings, t, normalize);
+  const auto input_dtype = embeddings[0].scalar_type();
+  const Centroids centroids = compute_centroids(embeddings, normalize);
+  const GemmOperands operands = make_gemm_operands(centroids, input_dtype);
+  std::tuple<at::Tensor, at::Tensor> result;
+  if (!compute_grad) {
+    result = centroid_uniformity_forward_tiled<Epilogue>(centroids, operands, t, input_dtype);
+  } else {
+    // R^2 = max_i |u_i|^2 decides the pass (one device-to-host read; NaN/Inf take the online pass and
+    // then fail the finite-loss check below).
+    const double max_sq_norm = operands.dots_sq_norms.max().item<double>();
+    const double half_range = 2.0 * t * max_sq_norm;
+    if (std::isfinite(half_range) && half_range <= kStaticShiftMaxHalfRange) {
+      result = centroid_uniformity_forward_with_gradient_static_shift<Epilogue>(centroids, operands, t, -half_range,
+                                                                                normalize, input_dtype);
+    } else {
+      result = centroid_uniformity_forward_with_gradient_online<Epilogue>(centroids, t, normalize, input_dtype);
+    }
+  }
   check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
   return result;
 }

@@ -48,6 +48,52 @@ def test_cuda_half_inputs(dtype):
     assert all(torch.isfinite(g).all() and g.dtype == dtype for g in torch.autograd.grad(loss, z))
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("n", [700, 9000])
+def test_cuda_half_inputs_match_cpu(dtype, n):
+    """Half inputs: tensor-core GEMMs on rounded centroids, bfloat16 pair weights; the CPU computes the
+    same products (test_losses.py checks it against float64), so the two agree up to float32
+    accumulation order and the rounding of the results to the input dtype. n = 9000 crosses the CUDA
+    tile (2048 x 8192) in both directions."""
+    z_cpu = make_embeddings(2, n, 64, dtype=dtype, seed=n, normalize=True, requires_grad=True)
+    z_gpu = [x.detach().cuda().requires_grad_(True) for x in z_cpu]
+    cpu, gpu = modgap.centroid_uniformity(z_cpu), modgap.centroid_uniformity(z_gpu)
+    assert abs(cpu.double().item() - gpu.double().item()) <= torch.finfo(dtype).eps * abs(cpu.double().item())
+    for a, b in zip(torch.autograd.grad(cpu, z_cpu), torch.autograd.grad(gpu, z_gpu)):
+        assert (b.double().cpu() - a.double()).norm() <= 5e-3 * a.double().norm()
+    with torch.no_grad():  # the forward-only pass
+        cpu, gpu = modgap.centroid_uniformity(z_cpu), modgap.centroid_uniformity(z_gpu)
+        assert abs(cpu.double().item() - gpu.double().item()) <= torch.finfo(dtype).eps * abs(cpu.double().item())
+
+
+def test_cuda_tf32_follows_pytorch_setting():
+    z = make_embeddings(2, 3000, 256, dtype=torch.float32, device="cuda", seed=6, normalize=True, requires_grad=True)
+    z64 = [x.detach().double().requires_grad_(True) for x in z]
+    truth = modgap.centroid_uniformity(z64)
+    (truth_grad,) = torch.autograd.grad(truth, z64[:1])
+    torch.backends.cuda.matmul.allow_tf32 = True
+    loss = modgap.centroid_uniformity(z)
+    (grad,) = torch.autograd.grad(loss, z[:1])
+    assert abs(loss.item() - truth.item()) <= 1e-3 * abs(truth.item())
+    assert (grad.double() - truth_grad).norm() <= 1e-2 * truth_grad.norm()
+
+
+@pytest.mark.parametrize("t", [29.0, 31.0])
+@pytest.mark.parametrize("scale", [1.0, 40.0])
+def test_cuda_both_gradient_passes_match_cpu_float64(t, scale):
+    """The static-shift pass (2 t R^2 <= 60) and the running-maximum pass, in float64 on both devices."""
+    normalize = scale == 1.0
+    z_cpu = [x * scale for x in make_embeddings(2, 2500, 8, seed=7, normalize=True)]
+    for x in z_cpu:
+        x.requires_grad_(True)
+    z_gpu = [x.detach().cuda().requires_grad_(True) for x in z_cpu]
+    cpu = modgap.centroid_uniformity(z_cpu, t=t, normalize=normalize)
+    gpu = modgap.centroid_uniformity(z_gpu, t=t, normalize=normalize)
+    assert abs(cpu.item() - gpu.item()) <= 1e-12 * abs(cpu.item())
+    for a, b in zip(torch.autograd.grad(cpu, z_cpu), torch.autograd.grad(gpu, z_gpu)):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-9, atol=1e-14)
+
+
 def test_cuda_large_batch_is_stable():
     n = 2**18
     z = make_embeddings(2, n, 16, dtype=torch.float32, device="cuda", seed=3, normalize=True, requires_grad=True)

@@ -13,7 +13,7 @@ from conftest import make_embeddings
 from reference import (atp_formula, centroid_uniformity_formula, eq8_as_printed, lalign_loss,
                        reference_gap_terms)
 
-# N values cross the CPU tile (256 rows x 1024 columns) in both directions.
+# N values cross the CPU tile's rows (512); test_tiles_across_the_column_block crosses its columns (2048).
 SIZES = [2, 3, 257, 1300]
 
 
@@ -133,6 +133,59 @@ def test_half_precision_error_at_most_pytorch_own(device, dtype):
             ours_gerr = (go.double().cpu() - gtrue).abs().max().item()
             theirs_gerr = (gt.double().cpu() - gtrue).abs().max().item()
             assert ours_gerr <= 2 * theirs_gerr + eps * gtrue.abs().max().item(), (op, ours_gerr, theirs_gerr)
+
+
+@pytest.mark.parametrize("t", [29.0, 31.0])
+def test_both_gradient_passes_match_the_formula(t):
+    """Normalised centroids take the static-shift pass for t <= 30 and the running-maximum pass above
+    (centroid_uniformity_tiled.h); both must give the float64 formula's value and gradients."""
+    z = make_embeddings(2, 700, 6, seed=40, normalize=True, requires_grad=True)
+    ours, ref = modgap.centroid_uniformity(z, t=t), centroid_uniformity_formula(z, t=t)
+    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=0)
+    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+
+
+@pytest.mark.parametrize("scale", [2.0, 40.0])
+def test_unnormalised_centroids_take_either_pass(scale):
+    """Without normalisation R = max |c_i| decides the pass (2 t R^2 <= 60): scale 2 is static, 40 online."""
+    z = [x * scale for x in make_embeddings(3, 400, 5, seed=41)]
+    for x in z:
+        x.requires_grad_(True)
+    ours = modgap.centroid_uniformity(z, t=2.0, normalize=False)
+    ref = centroid_uniformity_formula(z, t=2.0, normalize=False)
+    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=1e-12)
+    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-13)
+
+
+def test_tiles_across_the_column_block():
+    z = make_embeddings(2, 2100, 5, seed=42, normalize=True, requires_grad=True)
+    ours, ref = modgap.centroid_uniformity(z, t=3.0), centroid_uniformity_formula(z, t=3.0)
+    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=0)
+    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
+        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-13)
+    with torch.no_grad():  # the forward-only pass (online log-sum-exp) over the same tiles
+        torch.testing.assert_close(modgap.centroid_uniformity([x.detach() for x in z], t=3.0), ref.detach(),
+                                   rtol=1e-11, atol=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_half_inputs_use_centroids_rounded_to_the_input_dtype(dtype, requires_grad):
+    """Documented semantics of half inputs: the GEMMs multiply the centroids rounded to the input dtype
+    (tensor cores on CUDA), with float32 accumulation; the value is then the float64 formula on those
+    rounded centroids, up to float32 accumulation and the rounding of the result to the input dtype."""
+    z = [x.to(dtype).requires_grad_(requires_grad) for x in make_embeddings(2, 900, 48, seed=43, normalize=True)]
+    mu = F.normalize(torch.stack([x.detach().float() for x in z]).mean(0), dim=-1).to(dtype).double()
+    ours = modgap.centroid_uniformity(z, t=2.0)
+    ref = centroid_uniformity_formula([mu], t=2.0, normalize=False)
+    assert abs(ours.double().item() - ref.item()) <= 0.5 * torch.finfo(dtype).eps * abs(ref.item())
+    if requires_grad:  # bfloat16 pair weights in the W u GEMMs: gradients to about 1e-2 (measured: 2e-3 / 5e-3)
+        z64 = [x.detach().double().requires_grad_(True) for x in z]
+        expected = torch.autograd.grad(centroid_uniformity_formula(z64, t=2.0), z64)
+        for got, want in zip(torch.autograd.grad(ours, z), expected):
+            assert (got.double() - want).norm() <= 1e-2 * want.norm()
 
 
 def test_float32_agrees_with_float64(device):
