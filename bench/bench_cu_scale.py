@@ -115,9 +115,12 @@ def worker(impl: str, n: int, d: int, precision: str, device: str, repeats: int)
     return out
 
 
-def run(impl, n, d, precision, device, repeats):
+def run(impl, n, d, precision, device, repeats, timeout=None):
     cmd = [sys.executable, __file__, "--worker", impl, str(n), str(d), precision, device, str(repeats)]
-    result = subprocess.run(cmd, capture_output=True, text=True)
+    try:
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"impl": impl, "n": n, "d": d, "precision": precision, "error": f"timeout ({timeout:.0f} s)"}
     if result.returncode != 0:
         tail = (result.stderr.strip().splitlines() or ["killed"])[-1]
         return {"impl": impl, "n": n, "d": d, "precision": precision,
@@ -167,12 +170,14 @@ def main() -> None:
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--sizes", type=int, nargs="+", default=[4096, 16384, 32768, 65536, 262144])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[4096, 16384, 32768, 65536, 262144],
+                        help="none: only --vit-overhead")
     parser.add_argument("--dims", type=int, nargs="+", default=[512, 1024])
     parser.add_argument("--precisions", nargs="+", default=["fp32", "tf32", "bf16"])
     parser.add_argument("--impls", nargs="+", default=list(IMPLEMENTATIONS))
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--max-reference-n", type=int, default=65536, help="skip the references above this N")
+    parser.add_argument("--timeout", type=float, default=240, help="seconds per measurement process")
     parser.add_argument("--vit-overhead", action="store_true")
     parser.add_argument("--vit-batch", type=int, default=4096)
     parser.add_argument("--out", default="bench/results/gpu_centroid_uniformity")
@@ -187,7 +192,7 @@ def main() -> None:
                     if impl != "modgap" and n > args.max_reference_n:
                         row[impl] = {"error": "skipped (N x N would not fit)"}
                         continue
-                    row[impl] = run(impl, n, d, precision, args.device, args.repeats)
+                    row[impl] = run(impl, n, d, precision, args.device, args.repeats, args.timeout)
                 ours = row.get("modgap", {})
                 if "ms" in ours:
                     for impl in args.impls:

@@ -1,0 +1,106 @@
+#!/usr/bin/env bash
+# The GPU checks of issues 2-4 in as few device calls as possible. Runs on the GPU machine (device
+# tool), from the repository root, with .gpu/ carried (scripts/gpu_prepare.sh fills it here):
+#
+#   run(command="bash scripts/gpu_check.sh build test accuracy", carry=[".gpu"])          # ~8 min
+#   run(command="bash scripts/gpu_check.sh build bench-cu", carry=[".gpu"])               # ~8 min
+#   run(command="bash scripts/gpu_check.sh build bench-cu-large vit bench-eval", carry=[".gpu"])
+#
+# `build` is incremental (build/gpu is kept while the machine stays warm). Results go to $OUT (the
+# device tool brings back at most 8 files per call), or build/gpu-out elsewhere. The machine's own
+# python3 holds PyTorch (2.11+cu130 there); nothing is installed from a registry.
+#
+# Stages: build, test (ctest + the whole pytest suite except the OpenCLIP training test, CUDA tests
+# included), accuracy, bench-cu (N 4096-32768, every precision, the references), bench-cu-large
+# (N 65536 and 262144), vit (ViT-B/32 step overhead at batch 4096), bench-eval (evaluation ops).
+set -uo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PY:-python3}"
+OUT="${OUT:-$ROOT/build/gpu-out}"
+DEPS="${MODGAP_GPU_DEPS:-/tmp/modgap-deps}"
+BUILD="$ROOT/build/gpu"
+mkdir -p "$OUT"
+status=0
+log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
+
+setup() {
+  if [ ! -d "$DEPS/usr" ]; then
+    [ -d .gpu/debs ] || { echo "no .gpu/debs: run scripts/gpu_prepare.sh and carry .gpu"; exit 2; }
+    for f in .gpu/debs/*.deb; do dpkg -x "$f" "$DEPS"; done
+  fi
+  if ! "$PY" -c "import open_clip, omegaconf, expecttest" 2>/dev/null && [ -d .gpu/wheels ]; then
+    "$PY" -m pip install -q --no-deps --no-index .gpu/wheels/*.whl
+  fi
+  export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+  export MODGAP_LIBRARY="$BUILD/libmodgap.so" MODGAP_JIT_RUNNER="$BUILD/modgap_jit_runner"
+  export PYTHONPATH="$ROOT/python:$ROOT/tests/python${PYTHONPATH:+:$PYTHONPATH}"
+}
+
+stage_build() {
+  log "build"
+  if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+    cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DMODGAP_BUILD_TESTS=ON \
+      -DTORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" \
+      -DCMAKE_PREFIX_PATH="$("$PY" -c 'import torch; print(torch.utils.cmake_prefix_path)');$DEPS/usr" \
+      >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
+  fi
+  cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
+  "$PY" -c "import modgap, torch; print('[gpu_check] modgap', modgap.library_path(), 'torch', torch.__version__, \
+'CUDA kernels:', modgap.cuda_version() > 0, \
+'GPU:', torch.cuda.get_device_name() if torch.cuda.is_available() else None)" || exit 1
+  rm -f "$OUT/build.log"
+}
+
+stage_test() {
+  log "ctest"
+  ctest --test-dir "$BUILD" --output-on-failure -j 8 >"$OUT/ctest.txt" 2>&1 || status=1
+  tail -3 "$OUT/ctest.txt"
+  log "pytest"
+  "$PY" -m pytest tests/python -q -rs -p no:cacheprovider --ignore=tests/python/test_open_clip_patch.py \
+    >"$OUT/pytest.txt" 2>&1 || status=1
+  grep -E "passed|failed|error|SKIPPED|FAILED" "$OUT/pytest.txt" | tail -40
+}
+
+stage_accuracy() {
+  log "accuracy"
+  "$PY" bench/accuracy_centroid_uniformity.py --device cuda --out "$OUT/gpu_accuracy_centroid_uniformity" || status=1
+}
+
+stage_bench_cu() {
+  log "bench-cu"
+  "$PY" bench/bench_cu_scale.py --device cuda --sizes 4096 16384 32768 --dims 512 1024 \
+    --out "$OUT/gpu_centroid_uniformity" || status=1
+}
+
+stage_bench_cu_large() {
+  log "bench-cu-large"
+  "$PY" bench/bench_cu_scale.py --device cuda --sizes 65536 262144 --dims 512 1024 --max-reference-n 65536 \
+    --out "$OUT/gpu_centroid_uniformity_large" || status=1
+}
+
+stage_vit() {
+  log "vit"
+  "$PY" bench/bench_cu_scale.py --device cuda --sizes --vit-overhead --out "$OUT/gpu_vit_overhead" || status=1
+}
+
+stage_bench_eval() {
+  log "bench-eval"
+  "$PY" bench/bench_evaluation.py --device cuda --json "$OUT/gpu_evaluation.json" || status=1
+}
+
+setup
+for stage in "$@"; do
+  case "$stage" in
+    build) stage_build ;;
+    test) stage_test ;;
+    accuracy) stage_accuracy ;;
+    bench-cu) stage_bench_cu ;;
+    bench-cu-large) stage_bench_cu_large ;;
+    vit) stage_vit ;;
+    bench-eval) stage_bench_eval ;;
+    *) echo "unknown stage $stage"; exit 2 ;;
+  esac
+done
+ls -la "$OUT"
+exit $status
