@@ -48,7 +48,9 @@
 #include "ops/centroid_uniformity/centroid_uniformity_math.h"
 #include "ops/common/input_checks.h"
 
-// aten::mm.dtype (float16/bfloat16 operands, float32 output; CUDA only) arrived in PyTorch 2.8.
+// aten::mm.dtype (float16/bfloat16 operands, float32 output; CUDA only) arrived in PyTorch 2.8; it is
+// used from 2.9 on (compiled here against 2.11 and 2.14). Older versions convert the operands to float32
+// first: the same products, without tensor cores.
 #if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 9)
 #define MODGAP_HAS_MM_OUT_DTYPE 1
 #else
@@ -88,8 +90,6 @@ inline Centroids compute_centroids(at::TensorList embeddings, bool normalize) {
   return out;
 }
 
-inline bool is_half(at::ScalarType dtype) { return dtype == at::kHalf || dtype == at::kBFloat16; }
-
 // The operands of the tile GEMMs, in the precision the input asks for (see the header comment).
 struct GemmOperands {
   at::Tensor dots_u;          // [N, D] operand of the u_i . u_j GEMMs
@@ -100,7 +100,7 @@ struct GemmOperands {
 
 inline GemmOperands make_gemm_operands(const Centroids& centroids, at::ScalarType input_dtype) {
   GemmOperands operands;
-  if (!is_half(input_dtype)) {
+  if (!c10::isReducedFloatingType(input_dtype)) {  // float32 / float64 (the inputs are checked)
     operands.dots_u = centroids.u;
     operands.dots_sq_norms = centroids.sq_norms;
     operands.weights_u = centroids.u;
