@@ -163,6 +163,35 @@ def vit_overhead(device: str, batch: int, repeats: int) -> dict:
     return result
 
 
+def write_tables(result: dict, out: Path) -> list[str]:
+    """JSON + markdown of what has been measured so far (written after every row, so a run cut off by a
+    time limit still leaves its finished rows)."""
+    rows = result["rows"]
+    lines = [f"centroid_uniformity forward+backward on {result['device']}, torch {result['torch']}, t = {T}", "",
+             "| N | D | precision | modgap ms | extra MiB | matmul+LSE ms (x) | seed ms (x) | floor ms | floor fraction | abs err vs fp64 |",
+             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        ours = row.get("modgap", {})
+        cell = lambda impl: (f"{row[impl]['ms']:.1f} ({row[impl + '_over_modgap']:.1f}x)" if "ms" in row.get(impl, {})
+                             else row.get(impl, {}).get("error", "-"))  # noqa: E731
+        if "ms" not in ours:
+            lines.append(f"| {row['n']} | {row['d']} | {row['precision']} | {ours.get('error', '-')} | | | | | | |")
+            continue
+        lines.append(f"| {row['n']} | {row['d']} | {row['precision']} | {ours['ms']:.2f} | {ours['peak_extra_mib']:.0f} | "
+                     f"{cell('matmul_lse')} | {cell('seed')} | {ours['floor_ms']:.2f} | {row['floor_fraction']:.2f} | "
+                     f"{row['abs_error_vs_fp64']:.1e} |")
+    if "vit_b32_step" in result:
+        v = result["vit_b32_step"]
+        lines += ["", f"ViT-B/32 training step, batch {v['batch']}: " +
+                  (v["error"] if "error" in v else
+                   f"CLIP {v['clip_ms']:.1f} ms, CLIP + ATP + CU {v['clip_plus_gap_terms_ms']:.1f} ms "
+                   f"({v['overhead_percent']:+.2f} %)")]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    return lines
+
+
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--worker":
         impl, n, d, precision, device, repeats = sys.argv[2:8]
@@ -184,6 +213,8 @@ def main() -> None:
     args = parser.parse_args()
 
     rows = []
+    result = {"device": torch.cuda.get_device_name() if args.device == "cuda" and torch.cuda.is_available() else args.device,
+              "torch": torch.__version__, "t": T, "rows": rows}
     for d in args.dims:
         for n in args.sizes:
             for precision in args.precisions:
@@ -202,8 +233,7 @@ def main() -> None:
                     row["abs_error_vs_fp64"] = abs(ours["value"] - ours["value_fp64"])
                 rows.append(row)
                 print(json.dumps(row), flush=True)
-    result = {"device": torch.cuda.get_device_name() if args.device == "cuda" and torch.cuda.is_available() else args.device,
-              "torch": torch.__version__, "t": T, "rows": rows}
+                write_tables(result, Path(args.out))
     if args.vit_overhead:
         try:
             result["vit_b32_step"] = vit_overhead(args.device, args.vit_batch, args.repeats)
@@ -211,29 +241,7 @@ def main() -> None:
             result["vit_b32_step"] = {"batch": args.vit_batch, "error": "OOM"}
         print(json.dumps(result["vit_b32_step"]))
 
-    lines = [f"centroid_uniformity forward+backward on {result['device']}, torch {result['torch']}, t = {T}", "",
-             "| N | D | precision | modgap ms | extra MiB | matmul+LSE ms (x) | seed ms (x) | floor ms | floor fraction | abs err vs fp64 |",
-             "| ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-    for row in rows:
-        ours = row.get("modgap", {})
-        cell = lambda impl: (f"{row[impl]['ms']:.1f} ({row[impl + '_over_modgap']:.1f}x)" if "ms" in row.get(impl, {})
-                             else row.get(impl, {}).get("error", "-"))  # noqa: E731
-        if "ms" not in ours:
-            lines.append(f"| {row['n']} | {row['d']} | {row['precision']} | {ours.get('error', '-')} | | | | | | |")
-            continue
-        lines.append(f"| {row['n']} | {row['d']} | {row['precision']} | {ours['ms']:.2f} | {ours['peak_extra_mib']:.0f} | "
-                     f"{cell('matmul_lse')} | {cell('seed')} | {ours['floor_ms']:.2f} | {row['floor_fraction']:.2f} | "
-                     f"{row['abs_error_vs_fp64']:.1e} |")
-    if "vit_b32_step" in result:
-        v = result["vit_b32_step"]
-        lines += ["", f"ViT-B/32 training step, batch {v['batch']}: " +
-                  (v["error"] if "error" in v else
-                   f"CLIP {v['clip_ms']:.1f} ms, CLIP + ATP + CU {v['clip_plus_gap_terms_ms']:.1f} ms "
-                   f"({v['overhead_percent']:+.2f} %)")]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    lines = write_tables(result, Path(args.out))
     print("\n".join(lines))
 
 
