@@ -15,6 +15,6 @@ rm -rf "$DEST"
 mkdir -p "$DEST/debs" "$DEST/wheels"
 (cd "$DEST/debs" && apt-get download libyaml-cpp-dev libyaml-cpp0.7 libgtest-dev 2>/dev/null)
 $PIP download -q --no-deps -d "$DEST/wheels" open_clip_torch==3.3.0 ftfy wcwidth expecttest omegaconf \
-  antlr4-python3-runtime==4.9.3 webdataset braceexpand
+  webdataset braceexpand
 du -sh "$DEST"
 ls "$DEST/debs" "$DEST/wheels"
