@@ -101,6 +101,13 @@ TORCH_LIBRARY(modgap, m) {
   m.def("retrieval_recall_any(Tensor queries, Tensor gallery, Tensor gallery_to_query, int[] ks) -> Tensor",
         {at::Tag::pt2_compliant_tag});
 
+  // "Fill the Gap" measures on the mixed image + text collection: neighbour-modality counts and ratios
+  // (ITR, TIR), mean ranks of the best other-modality item (TMR, IMR), Frechet distance (measures.md §1.2).
+  m.def(
+      "fill_gap_stats(Tensor x, Tensor y, int k=1) -> (Tensor neighbour_counts, Tensor neighbour_ratios, "
+      "Tensor mean_ranks, Tensor fid)",
+      {at::Tag::pt2_compliant_tag});
+
   // One-call evaluation (internal; public entry points: modgap.evaluate() and modgap::evaluate() in
   // <modgap/evaluate.h>): the result as JSON text and a readable table.
   m.def(

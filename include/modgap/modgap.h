@@ -32,6 +32,12 @@ at::Tensor centroid_uniformity(at::TensorList embeddings, double t = 2.0, bool n
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> gap_stats(
     at::TensorList embeddings, bool rmg_include_diagonal = false);
 
+// "Fill the Gap" measures of images x [N, D] and texts y [M, D] on their mixed collection (rows
+// L2-normalised inside): neighbour_counts [2, 2] int64 (query modality x neighbour modality over the k
+// nearest neighbours), neighbour_ratios [2] (ITR, TIR), mean_ranks [2] (TMR, IMR), fid [] (float64).
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fill_gap_stats(const at::Tensor& x, const at::Tensor& y,
+                                                                          int64_t k = 1);
+
 // (homogeneity, completeness, V-measure) exactly as sklearn.metrics.homogeneity_completeness_v_measure.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmeasure(const at::Tensor& labels_true, const at::Tensor& labels_pred,
                                                         double beta = 1.0);

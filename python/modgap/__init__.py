@@ -21,6 +21,7 @@ __all__ = [
     "atp_loss",
     "centroid_uniformity",
     "gap_stats",
+    "fill_gap_stats",
     "vmeasure",
     "kmeans",
     "knn_predict",
@@ -88,6 +89,21 @@ def gap_stats(embeddings: List[torch.Tensor], rmg_include_diagonal: bool = False
     """
     _check_not_empty("gap_stats", embeddings)
     return dict(zip(_GAP_STATS_FIELDS, torch.ops.modgap.gap_stats(embeddings, rmg_include_diagonal)))
+
+
+def fill_gap_stats(x: torch.Tensor, y: torch.Tensor, k: int = 1) -> Dict[str, object]:
+    """"Fill the Gap" (Role et al. 2025) measures of images ``x`` [N, D] and texts ``y`` [M, D] on their
+    mixed collection (rows L2-normalised inside; definitions as reproduced, see ops/fill_gap_stats/).
+
+    ``neighbour_counts`` [2, 2]: over the ``k`` nearest neighbours (cosine, self excluded) of every image
+    (row 0) and text (row 1) query, how many are images (column 0) and texts (column 1); ``itr`` / ``tir``:
+    the same-modality to other-modality ratios (about 1 without a gap); ``tmr`` / ``imr``: mean 1-based
+    rank of the best text (image) in an image's (text's) mixed list; ``fid``: Frechet distance between
+    Gaussian fits of the two modalities.
+    """
+    counts, ratios, ranks, fid = torch.ops.modgap.fill_gap_stats(x, y, k)
+    return {"neighbour_counts": counts, "itr": float(ratios[0]), "tir": float(ratios[1]), "tmr": float(ranks[0]),
+            "imr": float(ranks[1]), "fid": float(fid)}
 
 
 def vmeasure(labels_true: torch.Tensor, labels_pred: torch.Tensor, beta: float = 1.0) -> Tuple[float, float, float]:

@@ -163,6 +163,33 @@ TEST(Evaluation, GapStatsMatchesNaiveFormulas) {
   EXPECT_NEAR(std::get<7>(stats)[0].item<double>(), av, 1e-12);
 }
 
+TEST(Evaluation, FillGapStatsOnSeparatedModalities) {
+  // Images around +e_0, texts around -e_0: every neighbour is of the query's own modality, the best other-
+  // modality item ranks behind all N - 1 (M - 1) same-modality ones, and the Frechet distance is about
+  // the centroid distance 2.
+  torch::manual_seed(4);
+  at::Tensor x = 0.01 * torch::randn({30, 5}, torch::kFloat64);
+  at::Tensor y = 0.01 * torch::randn({20, 5}, torch::kFloat64);
+  x.select(1, 0).add_(1.0);
+  y.select(1, 0).sub_(1.0);
+  auto [counts, ratios, ranks, fid] = modgap::fill_gap_stats(x, y, 2);
+  EXPECT_TRUE(counts.equal(torch::tensor({60, 0, 0, 40}, torch::kLong).view({2, 2})));
+  EXPECT_TRUE(std::isinf(ratios[0].item<double>()) && std::isinf(ratios[1].item<double>()));
+  EXPECT_EQ(ranks[0].item<double>(), 30.0);
+  EXPECT_EQ(ranks[1].item<double>(), 20.0);
+  EXPECT_NEAR(fid.item<double>(), 2.0, 0.01);
+  EXPECT_THROW(
+      {
+        try {
+          modgap::fill_gap_stats(x, y, 50);
+        } catch (const c10::ValueError& e) {
+          EXPECT_NE(std::string(e.what()).find("`k` (neighbours) must be in [1, 49]"), std::string::npos);
+          throw;
+        }
+      },
+      c10::ValueError);
+}
+
 TEST(Evaluation, KMeansKnnAndRecallOnSeparatedClusters) {
   torch::manual_seed(3);
   const at::Tensor centers = torch::randn({4, 8}, torch::kFloat64) * 10;
