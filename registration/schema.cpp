@@ -108,6 +108,13 @@ TORCH_LIBRARY(modgap, m) {
       "Tensor mean_ranks, Tensor fid)",
       {at::Tag::pt2_compliant_tag});
 
+  // The post-hoc spectral method of "Fill the Gap": images and texts embedded jointly by the bipartite
+  // similarity graph's random-walk Laplacian (SVD form, measures.md §1.3).
+  m.def(
+      "spectral_align(Tensor x, Tensor y, int k=60, str nonnegative=\"clamp\", int graph_topk=0) -> (Tensor x_new, "
+      "Tensor y_new)",
+      {at::Tag::pt2_compliant_tag});
+
   // One-call evaluation (internal; public entry points: modgap.evaluate() and modgap::evaluate() in
   // <modgap/evaluate.h>): the result as JSON text and a readable table.
   m.def(

@@ -38,6 +38,12 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tenso
 std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fill_gap_stats(const at::Tensor& x, const at::Tensor& y,
                                                                           int64_t k = 1);
 
+// "Fill the Gap"'s post-hoc spectral method: images x [N, D] and texts y [M, D] embedded jointly in k
+// dimensions by the random-walk Laplacian of their bipartite cosine-similarity graph (rows L2-normalised;
+// nonnegative = "clamp" | "shift" | "none"; graph_topk > 0 keeps each row's and column's top entries).
+std::tuple<at::Tensor, at::Tensor> spectral_align(const at::Tensor& x, const at::Tensor& y, int64_t k = 60,
+                                                  const std::string& nonnegative = "clamp", int64_t graph_topk = 0);
+
 // (homogeneity, completeness, V-measure) exactly as sklearn.metrics.homogeneity_completeness_v_measure.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmeasure(const at::Tensor& labels_true, const at::Tensor& labels_pred,
                                                         double beta = 1.0);
