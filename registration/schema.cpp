@@ -119,7 +119,8 @@ TORCH_LIBRARY(modgap, m) {
   // <modgap/evaluate.h>): the result as JSON text and a readable table.
   m.def(
       "_evaluate(Tensor[] embeddings, str[] names, Tensor? labels, int[] ks, int n_clusters, int n_init, "
-      "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress) -> (str "
+      "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress, "
+      "int fill_gap_k=1) -> (str "
       "json, str table)");
 
   // ---- configs (Hydra-style composition with yaml-cpp; include/modgap/config.h) ----

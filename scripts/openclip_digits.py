@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import random
 import shutil
@@ -128,6 +129,16 @@ def embed(cfg: dict, run_dir: Path, dataset: dict) -> dict:
     return {"image": model.encode_image(images, normalize=True), "text": model.encode_text(tokenizer(dataset["val_captions"]), normalize=True)}
 
 
+def _ratio(value) -> float:
+    """A Fill-the-Gap neighbour ratio from the evaluation JSON, where an infinite one is null."""
+    return math.inf if value is None else float(value)
+
+
+def _distance_from_one(ratio: float) -> float:
+    """|log ratio|, infinite for a ratio of 0 or inf (no neighbour of the other / the same modality)."""
+    return abs(math.log(ratio)) if 0 < ratio < math.inf else math.inf
+
+
 def history(run_dir: Path) -> list[dict]:
     path = run_dir / "checkpoints" / "results.jsonl"
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
@@ -188,7 +199,8 @@ def main(overrides: list[str]) -> None:
         embeddings = embed(cfg, run_dir, dataset)
         evaluation = modgap.evaluate(embeddings, dataset["val_labels"], ks=tuple(cfg["eval"]["ks"]),
                                      knn_k=cfg["eval"]["knn_k"], n_init=cfg["eval"]["n_init"],
-                                     test_fraction=cfg["eval"]["test_fraction"], seed=cfg["eval"]["seed"])
+                                     test_fraction=cfg["eval"]["test_fraction"], seed=cfg["eval"]["seed"],
+                                     fill_gap_k=cfg["eval"]["fill_gap_k"])
         results[title] = {"embeddings": embeddings, "evaluation": evaluation, "history": history(run_dir),
                           "run_dir": str(run_dir)}
 
@@ -197,6 +209,8 @@ def main(overrides: list[str]) -> None:
             ("RMG", lambda e: e["pairs"]["image-text"]["rmg"], "{:.3f}", "lower"),
             ("R@1 image->text %", lambda e: 100 * e["pairs"]["image-text"]["recall"]["image->text"]["R@1"], "{:.1f}", "higher"),
             ("R@1 text->image %", lambda e: 100 * e["pairs"]["image-text"]["recall"]["text->image"]["R@1"], "{:.1f}", "higher"),
+            ("ITR (Fill the Gap)", lambda e: _ratio(e["pairs"]["image-text"]["fill_the_gap"]["itr"]), "{:.2f}", "closer to 1"),
+            ("TIR (Fill the Gap)", lambda e: _ratio(e["pairs"]["image-text"]["fill_the_gap"]["tir"]), "{:.2f}", "closer to 1"),
             ("V-measure (joint k-means) %", lambda e: 100 * e["clustering"]["v_measure"], "{:.1f}", "higher"),
             ("kNN accuracy (joint) %", lambda e: 100 * e["knn"]["accuracy"]["joint"], "{:.1f}", "higher")]
     titles = [t for t, _ in RUNS]
@@ -206,7 +220,10 @@ def main(overrides: list[str]) -> None:
     verdicts = []
     for name, get, fmt, better in rows:
         values = [get(results[t]["evaluation"]) for t in titles]
-        holds = values[1] < values[0] if better == "lower" else values[1] > values[0]
+        if better == "closer to 1":  # a neighbour ratio: 1 means the modalities are mixed
+            holds = _distance_from_one(values[1]) < _distance_from_one(values[0])
+        else:
+            holds = values[1] < values[0] if better == "lower" else values[1] > values[0]
         if name.startswith(("gap", "Cos TP", "V-measure")):
             verdicts.append((name, holds))
         print(f"{name:<30}" + "".join(f"{fmt.format(v):>14}" for v in values) + f"   {better} ({'holds' if holds else 'does NOT hold'} here)")

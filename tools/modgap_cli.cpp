@@ -13,7 +13,7 @@
 // JSON (or its final defaults list, or YAML).
 //
 // eval keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
-//       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda[:i]
+//       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda[:i]
 //       out=PATH (default: FILE with the extension .eval.json)  progress=true|false
 #include <modgap/config.h>
 #include <modgap/evaluate.h>
@@ -40,7 +40,7 @@ constexpr const char* kUsage =
     "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml]\n"
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
-    "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  device=cpu|cuda\n"
+    "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda\n"
     "        out=PATH  progress=true|false\n";
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -132,8 +132,8 @@ int run_eval(const std::vector<std::string>& args) {
       throw std::invalid_argument("modgap eval: " + overrides.at("config") + " has no `eval` section");
     }
     // The config's values go through the same key=value parsing as the command line; plain keys win.
-    static const std::set<std::string> protocol_keys = {"ks",       "knn_k", "n_init",        "n_clusters", "max_iter",
-                                                        "tol",      "seed",  "test_fraction", "knn_metric"};
+    static const std::set<std::string> protocol_keys = {"ks",   "knn_k", "n_init",        "n_clusters", "max_iter",
+                                                        "tol",  "seed",  "test_fraction", "knn_metric", "fill_gap_k"};
     for (const auto& entry : eval) {
       const std::string key = entry.first.Scalar();
       if (!protocol_keys.count(key)) {
@@ -173,6 +173,8 @@ int run_eval(const std::vector<std::string>& args) {
       options.knn_metric = value;
     } else if (key == "test_fraction") {
       options.test_fraction = parse_float(key, value);
+    } else if (key == "fill_gap_k") {
+      options.fill_gap_k = parse_int(key, value);
     } else if (key == "seed") {
       options.seed = parse_int(key, value);
     } else if (key == "progress") {

@@ -22,6 +22,7 @@ struct EvaluateOptions {
   std::string knn_metric = "cosine";  // "cosine" or "euclidean" (same ranking on L2-normalised rows)
   double test_fraction = 0.2;         // kNN hold-out fraction (the seed code's 80/20 split)
   int64_t seed = 0;                   // seeds the kNN split and the k-means initialisation
+  int64_t fill_gap_k = 1;             // neighbours of the Fill-the-Gap measures per pair (0: skip them)
   bool progress = false;              // progress lines on stderr
 };
 

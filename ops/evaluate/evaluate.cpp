@@ -3,7 +3,9 @@
 // Protocol (measures.md §9, upstreams.md §1.5), every choice an option echoed under "protocol":
 //   * rows of every modality are L2-normalised (the seed code normalises before every metric);
 //   * per modality pair (a, b), a < b: gap_stats (gap, Cos TP mean/var, pair distance mean/var, RMG,
-//     centroid cosine) and Recall@K in both directions with row i of a matching row i of b;
+//     centroid cosine), Recall@K in both directions with row i of a matching row i of b, and (unless
+//     fill_gap_k = 0) the Fill-the-Gap measures of the mixed collection (fill_gap_stats: ITR, TIR,
+//     TMR, IMR over fill_gap_k neighbours, inter-modal FID);
 //   * per modality: AV (mean intra-modal cosine, i != j);
 //   * with labels: k-means (k = n_clusters or the number of classes, k-means++, n_init, seed) on the
 //     union of all modalities' rows, true labels repeated per modality (the paper's joint clustering),
@@ -69,6 +71,9 @@ void check_options(const EvaluateOptions& options, int64_t n) {
   TORCH_CHECK_VALUE(options.knn_metric == "cosine" || options.knn_metric == "euclidean", kEvaluateName,
                     ": `knn_metric` must be \"cosine\" or \"euclidean\", got \"", options.knn_metric, "\"");
   TORCH_CHECK_VALUE(options.knn_k >= 1, kEvaluateName, ": `knn_k` must be >= 1, got ", options.knn_k);
+  TORCH_CHECK_VALUE(options.fill_gap_k >= 0 && options.fill_gap_k <= 2 * n - 1, kEvaluateName,
+                    ": `fill_gap_k` must be in [0, ", 2 * n - 1, "] (0 skips the Fill-the-Gap measures), got ",
+                    options.fill_gap_k);
 }
 
 Json recall_json(const at::Tensor& recall, const std::vector<int64_t>& ks) {
@@ -116,6 +121,26 @@ std::string format_table(const Json& result, const std::vector<std::string>& nam
     out << "\n";
   }
   out << "(R@K in %, '->' retrieves the second modality of the pair from the first)\n\n";
+  bool header = false;
+  for (const auto& [key, pair] : result.at("pairs").entries()) {
+    if (!pair.contains("fill_the_gap")) {
+      continue;
+    }
+    if (!header) {
+      out << std::left << std::setw(24) << "Fill the Gap" << std::right << std::setw(10) << "ITR" << std::setw(10)
+          << "TIR" << std::setw(10) << "TMR" << std::setw(10) << "IMR" << std::setw(8) << "FID" << "\n";
+      header = true;
+    }
+    const Json& ftg = pair.at("fill_the_gap");
+    out << std::left << std::setw(24) << key << std::right << std::setprecision(2);
+    for (const char* name : {"itr", "tir", "tmr", "imr"}) {
+      out << std::setw(10) << ftg.at(name).as_number();
+    }
+    out << std::setprecision(3) << std::setw(8) << ftg.at("fid").as_number() << "\n";
+  }
+  if (header) {
+    out << "(first modality = 'images': ITR/TIR ~1 without a gap; TMR/IMR: rank of the best other-modality item)\n\n";
+  }
   out << "AV (mean intra-modal cosine):";
   for (const auto& [name, stats] : result.at("modalities").entries()) {
     out << "  " << name << " " << std::setprecision(3) << stats.at("angular_value").as_number();
@@ -206,6 +231,24 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
       recall.set(names[b] + "->" + names[a],
                  recall_json(modgap::retrieval_recall(embeddings[b], embeddings[a], identity, options.ks), options.ks));
       pair.set("recall", recall);
+      if (options.fill_gap_k > 0) {
+        progress("pair " + names[a] + "-" + names[b] + ": Fill-the-Gap measures");
+        const auto [counts, ratios, ranks, fid] = modgap::fill_gap_stats(embeddings[a], embeddings[b], options.fill_gap_k);
+        const at::Tensor counts_cpu = counts.cpu(), ratios_cpu = ratios.cpu(), ranks_cpu = ranks.cpu();
+        Json neighbour_counts = Json::array();
+        for (int64_t q = 0; q < 2; ++q) {
+          neighbour_counts.push(Json::array()
+                                    .push(Json::integer(counts_cpu[q][0].item<int64_t>()))
+                                    .push(Json::integer(counts_cpu[q][1].item<int64_t>())));
+        }
+        pair.set("fill_the_gap", Json::object()
+                                     .set("itr", Json::number(ratios_cpu[0].item<double>()))
+                                     .set("tir", Json::number(ratios_cpu[1].item<double>()))
+                                     .set("tmr", Json::number(ranks_cpu[0].item<double>()))
+                                     .set("imr", Json::number(ranks_cpu[1].item<double>()))
+                                     .set("fid", Json::number(fid.item<double>()))
+                                     .set("neighbour_counts", neighbour_counts));
+      }
       pairs.set(names[a] + "-" + names[b], pair);
     }
   }
@@ -275,7 +318,9 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
         .set("knn_vote_ties", Json::string("smallest label"))
         .set("test_fraction", Json::number(options.test_fraction));
   }
-  protocol.set("seed", Json::integer(options.seed)).set("labels", Json::boolean(labels.has_value()));
+  protocol.set("seed", Json::integer(options.seed))
+      .set("labels", Json::boolean(labels.has_value()))
+      .set("fill_gap_k", Json::integer(options.fill_gap_k));
 
   Json ordered = Json::object();
   ordered.set("protocol", protocol).set("pairs", pairs).set("modalities", modalities);
@@ -292,7 +337,7 @@ std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std:
                                                  const std::optional<at::Tensor>& labels, std::vector<int64_t> ks,
                                                  int64_t n_clusters, int64_t n_init, int64_t max_iter, double tol,
                                                  int64_t knn_k, std::string knn_metric, double test_fraction,
-                                                 int64_t seed, bool progress) {
+                                                 int64_t seed, bool progress, int64_t fill_gap_k) {
   TORCH_CHECK_VALUE(!embeddings.empty(), kEvaluateName, ": expected at least 2 modalities, got 0");
   EvaluateOptions options;
   options.ks = std::move(ks);
@@ -305,6 +350,7 @@ std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std:
   options.test_fraction = test_fraction;
   options.seed = seed;
   options.progress = progress;
+  options.fill_gap_k = fill_gap_k;
   EvaluationReport report = evaluate(embeddings, names, labels, options);
   return {report.json, report.table};
 }

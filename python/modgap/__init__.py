@@ -152,12 +152,14 @@ def retrieval_recall_any(queries: torch.Tensor, gallery: torch.Tensor, gallery_t
 def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor] = None, *,
              ks: Sequence[int] = (1, 5, 10), n_clusters: Optional[int] = None, knn_k: int = 5,
              seed: int = 0, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
-             knn_metric: str = "cosine", test_fraction: float = 0.2, progress: bool = False) -> dict:
+             knn_metric: str = "cosine", test_fraction: float = 0.2, progress: bool = False,
+             fill_gap_k: int = 1) -> dict:
     """Group-wise and instance-wise evaluation in one call (the C++ modgap::evaluate; the CLI prints the same).
 
     ``embeddings`` maps modality names to [N, D] tensors whose row i is the same sample. Returns a dict
     with ``protocol`` (every choice, echoed), ``pairs`` (per modality pair: gap, Cos TP, pair distance,
-    RMG, centroid cosine, Recall@K both directions), ``modalities`` (AV) and, when ``labels`` [N] are
+    RMG, centroid cosine, Recall@K both directions and, unless ``fill_gap_k=0``, the Fill-the-Gap
+    measures ``fill_the_gap`` of :func:`fill_gap_stats`), ``modalities`` (AV) and, when ``labels`` [N] are
     given, ``clustering`` (V-measure of k-means on the union of all modalities, k = ``n_clusters`` or the
     number of classes) and ``knn`` (accuracy per modality and joint on a seeded split).
     """
@@ -166,7 +168,7 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     names = list(embeddings.keys())
     text, _ = torch.ops.modgap._evaluate(
         [embeddings[name] for name in names], names, labels, list(ks), 0 if n_clusters is None else int(n_clusters),
-        n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress)
+        n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress, fill_gap_k)
     return json.loads(text)
 
 
@@ -174,7 +176,7 @@ def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torc
     """The readable table `modgap eval` prints, for the same arguments as :func:`evaluate`."""
     names = list(embeddings.keys())
     defaults = dict(ks=(1, 5, 10), n_clusters=None, knn_k=5, seed=0, n_init=1, max_iter=300, tol=1e-4,
-                    knn_metric="cosine", test_fraction=0.2, progress=False)
+                    knn_metric="cosine", test_fraction=0.2, progress=False, fill_gap_k=1)
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"modgap.format_evaluation: unknown options {sorted(unknown)}")
@@ -182,5 +184,5 @@ def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torc
     _, table = torch.ops.modgap._evaluate(
         [embeddings[name] for name in names], names, labels, list(o["ks"]),
         0 if o["n_clusters"] is None else int(o["n_clusters"]), o["n_init"], o["max_iter"], o["tol"], o["knn_k"],
-        o["knn_metric"], o["test_fraction"], o["seed"], o["progress"])
+        o["knn_metric"], o["test_fraction"], o["seed"], o["progress"], o["fill_gap_k"])
     return table

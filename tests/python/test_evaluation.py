@@ -3,7 +3,9 @@ naive float64 torch implementations with full N x N matrices (Recall@K, gap stat
 in measures.md §2), and the one-call evaluation / CLI against the ops and scikit-learn."""
 from __future__ import annotations
 
+
 import json
+import math
 import os
 import subprocess
 from pathlib import Path
@@ -324,6 +326,13 @@ def test_evaluate_agrees_with_the_ops_and_sklearn():
     recall = modgap.retrieval_recall(text, image, torch.arange(n), [1, 5])
     assert pair["recall"]["text->image"]["R@5"] == pytest.approx(recall[1].item(), abs=1e-15)
     assert result["modalities"]["text"]["angular_value"] == pytest.approx(stats["angular_value"][1].item())
+    ftg = modgap.fill_gap_stats(image, text, 1)
+    assert protocol["fill_gap_k"] == 1
+    assert pair["fill_the_gap"]["neighbour_counts"] == ftg["neighbour_counts"].tolist()
+    for key in ("tmr", "imr", "fid"):
+        assert pair["fill_the_gap"][key] == pytest.approx(ftg[key], rel=1e-12), key
+    for key in ("itr", "tir"):  # an infinite ratio is null in JSON
+        assert pair["fill_the_gap"][key] == (None if math.isinf(ftg[key]) else pytest.approx(ftg[key], rel=1e-12))
 
     # Joint clustering: k-means on the union of the normalised modalities, scored with sklearn's V-measure.
     unit = [torch.nn.functional.normalize(z, dim=1, eps=1e-8) for z in (image, text)]
@@ -357,6 +366,9 @@ def test_evaluate_without_labels_and_three_modalities():
     assert set(result["pairs"]) == {"a-b", "a-c", "b-c"}
     assert set(result["pairs"]["a-c"]["recall"]) == {"a->c", "c->a"}
     assert "clustering" not in result and "knn" not in result and result["protocol"]["labels"] is False
+    assert set(result["pairs"]["b-c"]["fill_the_gap"]) == {"itr", "tir", "tmr", "imr", "fid", "neighbour_counts"}
+    skipped = modgap.evaluate({"a": z[0], "b": z[1]}, ks=(1,), fill_gap_k=0)
+    assert "fill_the_gap" not in skipped["pairs"]["a-b"] and skipped["protocol"]["fill_gap_k"] == 0
 
 
 def test_evaluate_reports_progress(capfd):
