@@ -37,4 +37,33 @@ inline int64_t tile_rows(int64_t cols, const at::Device& device) {
 // Gallery columns per tile for the query x gallery scans (kNN, Recall@K).
 inline int64_t tile_cols(const at::Device& device) { return device.is_cuda() ? 16384 : 4096; }
 
+// The k largest scores of every row across column tiles (kNN, Fill-the-Gap neighbours): each tile's own
+// top k is merged with the running one, so memory stays one tile plus [rows, 2k].
+class RunningTopK {
+ public:
+  explicit RunningTopK(int64_t k) : k_(k) {}
+
+  // `tile` [rows, cols] holds the scores of the items col0 .. col0 + cols - 1.
+  void add(const at::Tensor& tile, int64_t col0) {
+    auto [tile_scores, tile_items] = tile.topk(std::min(k_, tile.size(1)), 1);
+    tile_items += col0;
+    if (!scores_.defined()) {
+      scores_ = tile_scores;
+      items_ = tile_items;
+      return;
+    }
+    const at::Tensor merged_scores = at::cat({scores_, tile_scores}, 1);
+    const at::Tensor merged_items = at::cat({items_, tile_items}, 1);
+    auto [top_scores, position] = merged_scores.topk(std::min<int64_t>(k_, merged_scores.size(1)), 1);
+    scores_ = top_scores;
+    items_ = merged_items.gather(1, position);
+  }
+
+  const at::Tensor& items() const { return items_; }  // [rows, min(k, columns seen)], best first
+
+ private:
+  int64_t k_;
+  at::Tensor scores_, items_;
+};
+
 }  // namespace modgap::eval

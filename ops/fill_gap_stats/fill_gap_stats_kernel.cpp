@@ -104,8 +104,7 @@ FillGapStats fill_gap_stats_kernel(const at::Tensor& x, const at::Tensor& y, int
   at::Tensor counts = at::zeros({2, 2}, z.options().dtype(at::kLong));
   for (int64_t row0 = 0; row0 < total; row0 += rows_per_tile) {
     const int64_t rows = std::min(rows_per_tile, total - row0);
-    at::Tensor top_values = at::empty({rows, 0}, z.options());
-    at::Tensor top_items = at::empty({rows, 0}, z.options().dtype(at::kLong));
+    eval::RunningTopK nearest(k);
     for (int64_t col0 = 0; col0 < total; col0 += cols_per_tile) {
       const int64_t cols = std::min(cols_per_tile, total - col0);
       const at::Tensor s = similarity_tile(z, row0, rows, col0, cols);
@@ -118,15 +117,9 @@ FillGapStats fill_gap_stats_kernel(const at::Tensor& x, const at::Tensor& y, int
         best_text.narrow(0, row0, rows).copy_(at::maximum(
             best_text.narrow(0, row0, rows), std::get<0>(s.narrow(1, image_cols, cols - image_cols).max(1))));
       }
-      auto [values, items] = s.topk(std::min(k, cols), 1);
-      top_values = at::cat({top_values, values}, 1);
-      top_items = at::cat({top_items, items.add_(col0)}, 1);
-      if (top_values.size(1) > k) {
-        auto [kept_values, kept] = top_values.topk(k, 1);
-        top_values = kept_values;
-        top_items = top_items.gather(1, kept);
-      }
+      nearest.add(s, col0);
     }
+    const at::Tensor& top_items = nearest.items();
     // counts[q][m] += #{(query of modality q, neighbour of modality m)}: q = row >= N, m = item >= N.
     const at::Tensor query_is_text = at::arange(row0, row0 + rows, top_items.options()).ge(num_images);
     const at::Tensor neighbour_is_text = top_items.ge(num_images);

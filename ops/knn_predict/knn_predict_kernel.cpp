@@ -55,24 +55,13 @@ at::Tensor knn_predict_kernel(const at::Tensor& train_x, const at::Tensor& train
   for (int64_t q0 = 0; q0 < n_query; q0 += rows) {
     const int64_t q_len = std::min(rows, n_query - q0);
     const at::Tensor q = query.narrow(0, q0, q_len);
-    at::Tensor best_scores, best_index;  // running top-k: [q_len, <= k]
+    eval::RunningTopK nearest(k);
     for (int64_t t0 = 0; t0 < n_train; t0 += cols) {
       const int64_t t_len = std::min(cols, n_train - t0);
-      const at::Tensor scores =
-          at::addmm(bias.narrow(0, t0, t_len).unsqueeze(0), q, train.narrow(0, t0, t_len).t(), 1.0, alpha);
-      auto [tile_scores, tile_index] = scores.topk(std::min(k, t_len), 1);
-      tile_index += t0;
-      if (!best_scores.defined()) {
-        best_scores = tile_scores;
-        best_index = tile_index;
-        continue;
-      }
-      const at::Tensor merged_scores = at::cat({best_scores, tile_scores}, 1);
-      const at::Tensor merged_index = at::cat({best_index, tile_index}, 1);
-      const auto [top_scores, position] = merged_scores.topk(std::min<int64_t>(k, merged_scores.size(1)), 1);
-      best_scores = top_scores;
-      best_index = merged_index.gather(1, position);
+      nearest.add(at::addmm(bias.narrow(0, t0, t_len).unsqueeze(0), q, train.narrow(0, t0, t_len).t(), 1.0, alpha),
+                  t0);
     }
+    const at::Tensor& best_index = nearest.items();
     const at::Tensor neighbour_class = class_of_train.index_select(0, best_index.flatten()).view(best_index.sizes());
     at::Tensor votes = at::zeros({q_len, num_classes}, train.options().dtype(at::kInt));
     votes.scatter_add_(1, neighbour_class, at::ones_like(neighbour_class, votes.options()));
