@@ -115,6 +115,10 @@ TORCH_LIBRARY(modgap, m) {
       "Tensor y_new)",
       {at::Tag::pt2_compliant_tag});
 
+  // Liang et al.'s post-hoc shift of two modalities along their centroid difference (the paper's Fig. 1).
+  m.def("shift_modalities(Tensor x, Tensor y, float delta, Tensor? direction=None) -> (Tensor x_new, Tensor y_new)",
+        {at::Tag::pt2_compliant_tag});
+
   // One-call evaluation (internal; public entry points: modgap.evaluate() and modgap::evaluate() in
   // <modgap/evaluate.h>): the result as JSON text and a readable table.
   m.def(

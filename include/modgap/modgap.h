@@ -9,6 +9,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <tuple>
 
@@ -43,6 +44,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fill_gap_stats(const 
 // nonnegative = "clamp" | "shift" | "none"; graph_topk > 0 keeps each row's and column's top entries).
 std::tuple<at::Tensor, at::Tensor> spectral_align(const at::Tensor& x, const at::Tensor& y, int64_t k = 60,
                                                   const std::string& nonnegative = "clamp", int64_t graph_topk = 0);
+
+// Liang et al.'s post-hoc shift: x' = normalize(x^ - delta/2 u), y' = normalize(y^ + delta/2 u) with u the unit
+// centroid difference of the L2-normalised rows (or `direction`); delta > 0 closes the gap.
+std::tuple<at::Tensor, at::Tensor> shift_modalities(const at::Tensor& x, const at::Tensor& y, double delta,
+                                                    const std::optional<at::Tensor>& direction = std::nullopt);
 
 // (homogeneity, completeness, V-measure) exactly as sklearn.metrics.homogeneity_completeness_v_measure.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> vmeasure(const at::Tensor& labels_true, const at::Tensor& labels_pred,

@@ -23,6 +23,7 @@ __all__ = [
     "gap_stats",
     "fill_gap_stats",
     "spectral_align",
+    "shift_modalities",
     "vmeasure",
     "kmeans",
     "knn_predict",
@@ -117,6 +118,15 @@ def spectral_align(x: torch.Tensor, y: torch.Tensor, k: int = 60, nonnegative: s
     entries (a reproduction uses 50). Component signs are arbitrary (x and y flip together).
     """
     return tuple(torch.ops.modgap.spectral_align(x, y, k, nonnegative, graph_topk))
+
+
+def shift_modalities(x: torch.Tensor, y: torch.Tensor, delta: float,
+                     direction: Optional[torch.Tensor] = None) -> Tuple[torch.Tensor, torch.Tensor]:
+    """Liang et al.'s post-hoc shift (the paper's Fig. 1): on L2-normalised rows, with u the unit vector
+    from the centroid of ``y`` to that of ``x`` (or ``direction``, e.g. measured on another data set),
+    returns ``normalize(x - delta/2 u)`` and ``normalize(y + delta/2 u)``. ``delta > 0`` closes the gap.
+    """
+    return tuple(torch.ops.modgap.shift_modalities(x, y, float(delta), direction))
 
 
 def vmeasure(labels_true: torch.Tensor, labels_pred: torch.Tensor, beta: float = 1.0) -> Tuple[float, float, float]:
