@@ -40,13 +40,18 @@ def _linear(epoch_fraction: float, warmup: float, duration: float, start: float,
     return start + (end - start) * (epoch_fraction - warmup) / duration
 
 
+# Losses built from per-modality uniformity, alignment and cross-uniformity terms (configs/loss/*.yaml).
+SEPARATE_TERM_LOSSES = ("notagap", "atp_uniformity")
+
+
 class ModGapLoss(nn.Module):
     """``base`` (whatever OpenCLIP's create_loss built) plus the terms of the composed loss config.
 
     Keys added to the loss dict (OpenCLIP sums every value and logs each key; never ``loss``):
     ``atp_loss`` = lambda1 * L_ATP (eq. 7) and ``cu_loss`` = lambda2 * L_CU (eq. 8/9) for ``ours`` and
     ``ours_scheduled``; ``uniformity_loss``, ``alignment_loss`` [``cross_uniformity_loss``] for
-    ``notagap``. Half-precision features (AMP) are cast to float32, outside autocast.
+    ``notagap`` and ``atp_uniformity`` (Table 11's arm). Half-precision features (AMP) are cast to float32,
+    outside autocast.
     """
 
     def __init__(self, base: nn.Module, loss_config: dict, args=None, epochs: Optional[int] = None) -> None:
@@ -75,7 +80,7 @@ class ModGapLoss(nn.Module):
         with torch.autocast(device_type=image_features.device.type, enabled=False):
             image, text = _gather(_at_least_float32(image_features), _at_least_float32(text_features), self.args)
             terms = {}
-            if self.name == "notagap":
+            if self.name in SEPARATE_TERM_LOSSES:
                 t = float(self.config.get("t", 2.0))
                 # lunif(x) = centroid_uniformity([x, x], normalize=False): the centroid of x with itself is x.
                 if self.config.get("uniformity", 0.0):

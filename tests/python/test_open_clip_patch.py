@@ -216,6 +216,20 @@ def test_notagap_terms():
     torch.testing.assert_close(terms["cross_uniformity_loss"], sq[off].mul(-2).exp().mean().log())
 
 
+def test_atp_uniformity_terms():
+    """Table 11's arm: ATP plus Wang & Isola's per-modality uniformity, no centroid term."""
+    config = modgap.config.compose(ROOT / "configs", "train", ["loss=atp_uniformity"])["loss"]
+    generator = torch.Generator().manual_seed(5)
+    img = F.normalize(torch.randn(11, 6, generator=generator, dtype=torch.float64), dim=-1)
+    txt = F.normalize(torch.randn(11, 6, generator=generator, dtype=torch.float64), dim=-1)
+    terms = ModGapLoss(lambda **kw: {}, config)(image_features=img, text_features=txt, output_dict=True)
+    lunif = lambda z: torch.pdist(z).pow(2).mul(-2).exp().mean().log()  # noqa: E731  Wang & Isola
+    assert set(terms) == {"uniformity_loss", "alignment_loss"}
+    torch.testing.assert_close(terms["uniformity_loss"], 0.5 * (lunif(img) + lunif(txt)))
+    torch.testing.assert_close(terms["alignment_loss"], (img - txt).pow(2).sum(1).mean())
+    assert config["temperature"] == 0.07 and config["learnable_temperature"] is False
+
+
 def test_version_guard(monkeypatch):
     monkeypatch.setattr(open_clip, "__version__", "3.2.0")
     with pytest.raises(RuntimeError, match=r"patches open_clip_torch==3.3.0 .* but open_clip_torch 3.2.0 is installed"):
