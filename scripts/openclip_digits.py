@@ -33,6 +33,7 @@ from sklearn.datasets import load_digits
 from sklearn.model_selection import train_test_split
 
 import modgap
+from modgap.patches.open_clip.launcher import training_arguments
 
 ROOT = Path(__file__).resolve().parents[1]
 WORDS = ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
@@ -88,12 +89,9 @@ def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict) -> Pat
     shutil.rmtree(logs / name, ignore_errors=True)  # OpenCLIP refuses to reuse a run name
     command = [
         sys.executable, "-m", "modgap.patches.open_clip",
-        "--train-data", str(dataset["root"] / "train.tsv"), "--val-data", str(dataset["root"] / "val.tsv"),
-        "--dataset-type", "csv", "--model", cfg["model"]["name"], "--epochs", str(cfg["epochs"]),
-        "--batch-size", str(cfg["batch_size"]), "--lr", str(cfg["lr"]), "--wd", str(cfg["wd"]),
-        "--warmup", str(cfg["warmup"]), "--precision", str(cfg["precision"]), "--workers", str(cfg["workers"]),
-        "--seed", str(cfg["seed"]), "--name", name, "--logs", str(logs), "--val-frequency", "1",
-        "--save-frequency", str(cfg["epochs"]), "--log-every-n-steps", "1000000", "--device", "cpu",
+        *training_arguments(cfg, train_data=dataset["root"] / "train.tsv", val_data=dataset["root"] / "val.tsv",
+                            logs=logs, name=name, device="cpu"),
+        "--val-frequency", "1", "--save-frequency", str(cfg["epochs"]), "--log-every-n-steps", "1000000",
         "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(dataset["root"] / "val_labels.txt"),
         *[f"--modgap-override={o}" for o in overrides], f"--modgap-override=loss={loss_name}",
     ]

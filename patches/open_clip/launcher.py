@@ -195,6 +195,22 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
     return metrics
 
 
+def training_arguments(cfg: dict, *, train_data: str, val_data: str, logs: str, name: str,
+                       device: Optional[str] = None) -> List[str]:
+    """open_clip_train.main arguments for a composed config (configs/train.yaml and its groups): the model
+    and the optimisation settings (epochs, batch_size, lr, wd, warmup, precision, workers, seed) come from
+    ``cfg``, the data from CSV/TSV files with ``filepath`` and ``title`` columns. Add the ``--modgap-*``
+    options (config, overrides, validation labels) and any other OpenCLIP option after these."""
+    arguments = [
+        "--train-data", str(train_data), "--val-data", str(val_data), "--dataset-type", "csv",
+        "--model", str(cfg["model"]["name"]), "--epochs", str(cfg["epochs"]), "--batch-size", str(cfg["batch_size"]),
+        "--lr", str(cfg["lr"]), "--wd", str(cfg["wd"]), "--warmup", str(cfg["warmup"]),
+        "--precision", str(cfg["precision"]), "--workers", str(cfg["workers"]), "--seed", str(cfg["seed"]),
+        "--name", name, "--logs", str(logs),
+    ]
+    return arguments + (["--device", device] if device else [])
+
+
 def main(argv: Optional[List[str]] = None):
     """Run open_clip_train.main.main(argv) with the patches; returns what it returns (None, or -1)."""
     apply_patches()
