@@ -168,8 +168,10 @@ def apply_patches() -> None:
 
 def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, labels: Optional[torch.Tensor],
                 args=None) -> dict:
-    """modgap's measures of the whole validation set (row i of both = one pair), as Python floats."""
+    """modgap's measures of the whole validation set (row i of both = one pair), as Python floats.
+    The Fill-the-Gap ratios are inf when no neighbour crosses the modalities (results.jsonl: Infinity)."""
     image, text = image_features.float(), text_features.float()
+    protocol = ((getattr(args, "modgap", None) or {}).get("eval") or {}) if args is not None else {}
     stats = modgap.gap_stats([image, text])
     metrics = {
         "modgap_gap": float(stats["gap"][0, 1]),
@@ -181,15 +183,18 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
         "modgap_atp": float(modgap.atp_loss([image, text])),
         "modgap_cu": float(modgap.centroid_uniformity([image, text])),
     }
+    fill_gap_k = int(protocol.get("fill_gap_k", 1))
+    if fill_gap_k > 0:
+        fill_gap = modgap.fill_gap_stats(image, text, fill_gap_k)
+        metrics.update({f"modgap_{key}": fill_gap[key] for key in ("itr", "tir", "tmr", "imr", "fid")})
     if labels is not None:
         if labels.shape[0] != image.shape[0]:
             logging.warning("modgap: --modgap-val-labels has %d labels but the validation set has %d rows; "
                             "skipping V-measure and kNN", labels.shape[0], image.shape[0])
             return metrics
-        protocol = ((getattr(args, "modgap", None) or {}).get("eval") or {}) if args is not None else {}
         result = modgap.evaluate({"image": image, "text": text}, labels, ks=(1,),
                                  knn_k=int(protocol.get("knn_k", 5)), n_init=int(protocol.get("n_init", 1)),
-                                 seed=int(protocol.get("seed", 0)))
+                                 seed=int(protocol.get("seed", 0)), fill_gap_k=0)  # computed above
         metrics["modgap_v_measure"] = float(result["clustering"]["v_measure"])
         metrics["modgap_knn_accuracy"] = float(result["knn"]["accuracy"]["joint"])
     return metrics

@@ -61,8 +61,9 @@ def test_openclip_main_logs_our_loss_terms_and_metrics(digits_csv, tmp_path):
     assert "Logit Scale: 14.28" in log                                  # ours: fixed temperature 0.07
     results = [json.loads(line) for line in (run / "checkpoints" / "results.jsonl").read_text().splitlines()]
     for key in ("modgap_gap", "modgap_cos_tp", "modgap_rmg", "modgap_av_image", "modgap_av_text", "modgap_v_measure",
-                "modgap_knn_accuracy", "image_to_text_R@1"):
+                "modgap_knn_accuracy", "image_to_text_R@1", "modgap_tmr", "modgap_imr", "modgap_fid"):
         assert key in results[-1] and math.isfinite(results[-1][key]), key
+    assert results[-1]["modgap_itr"] >= 0 and results[-1]["modgap_tir"] >= 0  # inf when no neighbour crosses
     params = (run / "params.txt").read_text()
     assert "modgap:" in params and "'lambda2': 0.5" in params
 
@@ -228,6 +229,26 @@ def test_atp_uniformity_terms():
     torch.testing.assert_close(terms["uniformity_loss"], 0.5 * (lunif(img) + lunif(txt)))
     torch.testing.assert_close(terms["alignment_loss"], (img - txt).pow(2).sum(1).mean())
     assert config["temperature"] == 0.07 and config["learnable_temperature"] is False
+
+
+def test_gap_metrics_match_the_ops_and_follow_the_eval_protocol():
+    generator = torch.Generator().manual_seed(6)
+    image = F.normalize(torch.randn(40, 8, generator=generator), dim=-1)
+    text = F.normalize(torch.randn(40, 8, generator=generator) + 0.5, dim=-1)
+    labels = torch.arange(40) % 4
+    metrics = launcher.gap_metrics(image, text, labels)
+    expected = modgap.fill_gap_stats(image, text, 1)
+    for key in ("itr", "tir", "tmr", "imr", "fid"):
+        assert metrics[f"modgap_{key}"] == expected[key], key
+    assert metrics["modgap_gap"] == pytest.approx(modgap.gap_stats([image, text])["gap"][0, 1].item())
+    assert 0 <= metrics["modgap_v_measure"] <= 1
+
+    class Args:
+        modgap = {"eval": {"fill_gap_k": 3}}
+    with_k3 = launcher.gap_metrics(image, text, None, Args())
+    assert with_k3["modgap_itr"] == modgap.fill_gap_stats(image, text, 3)["itr"] != metrics["modgap_itr"]
+    Args.modgap = {"eval": {"fill_gap_k": 0}}
+    assert not any(key.startswith(("modgap_itr", "modgap_tmr")) for key in launcher.gap_metrics(image, text, None, Args()))
 
 
 def test_version_guard(monkeypatch):
