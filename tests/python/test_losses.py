@@ -33,6 +33,16 @@ def test_matches_seed_reference_for_two_modalities(device, n, t):
             torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-13)
 
 
+def assert_cu_matches_formula(z, t, normalize=True, *, rtol, atol, grad_rtol, grad_atol):
+    """centroid_uniformity's value and gradients against the float64 formula of eq. 8/9; returns the formula's value."""
+    ours = modgap.centroid_uniformity(z, t=t, normalize=normalize)
+    ref = centroid_uniformity_formula(z, t=t, normalize=normalize)
+    torch.testing.assert_close(ours, ref, rtol=rtol, atol=atol)
+    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
+        torch.testing.assert_close(a, b, rtol=grad_rtol, atol=grad_atol)
+    return ref.detach()
+
+
 @pytest.mark.parametrize("num_modalities", [3, 4])
 @pytest.mark.parametrize("normalize", [True, False])
 def test_matches_float64_formulas_for_more_modalities(device, num_modalities, normalize):
@@ -44,11 +54,7 @@ def test_matches_float64_formulas_for_more_modalities(device, num_modalities, no
         g_ref = torch.autograd.grad(ref, z)
         for a, b in zip(g_ours, g_ref):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
-    ours = modgap.centroid_uniformity(z, t=2.0, normalize=normalize)
-    ref = centroid_uniformity_formula(z, t=2.0, normalize=normalize)
-    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=1e-12)
-    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
-        torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-13)
+    assert_cu_matches_formula(z, 2.0, normalize, rtol=1e-11, atol=1e-12, grad_rtol=1e-9, grad_atol=1e-13)
 
 
 def test_differs_from_printed_eq8_by_log_n_minus_one():
@@ -140,10 +146,7 @@ def test_both_gradient_passes_match_the_formula(t):
     """Normalised centroids take the static-shift pass for t <= 30 and the running-maximum pass above
     (centroid_uniformity_tiled.h); both must give the float64 formula's value and gradients."""
     z = make_embeddings(2, 700, 6, seed=40, normalize=True, requires_grad=True)
-    ours, ref = modgap.centroid_uniformity(z, t=t), centroid_uniformity_formula(z, t=t)
-    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=0)
-    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-12)
+    assert_cu_matches_formula(z, t, rtol=1e-11, atol=0, grad_rtol=1e-8, grad_atol=1e-12)
 
 
 @pytest.mark.parametrize("scale", [2.0, 40.0])
@@ -152,21 +155,14 @@ def test_unnormalised_centroids_take_either_pass(scale):
     z = [x * scale for x in make_embeddings(3, 400, 5, seed=41)]
     for x in z:
         x.requires_grad_(True)
-    ours = modgap.centroid_uniformity(z, t=2.0, normalize=False)
-    ref = centroid_uniformity_formula(z, t=2.0, normalize=False)
-    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=1e-12)
-    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-13)
+    assert_cu_matches_formula(z, 2.0, False, rtol=1e-11, atol=1e-12, grad_rtol=1e-8, grad_atol=1e-13)
 
 
 def test_tiles_across_the_column_block():
     z = make_embeddings(2, 2100, 5, seed=42, normalize=True, requires_grad=True)
-    ours, ref = modgap.centroid_uniformity(z, t=3.0), centroid_uniformity_formula(z, t=3.0)
-    torch.testing.assert_close(ours, ref, rtol=1e-11, atol=0)
-    for a, b in zip(torch.autograd.grad(ours, z), torch.autograd.grad(ref, z)):
-        torch.testing.assert_close(a, b, rtol=1e-8, atol=1e-13)
+    ref = assert_cu_matches_formula(z, 3.0, rtol=1e-11, atol=0, grad_rtol=1e-8, grad_atol=1e-13)
     with torch.no_grad():  # the forward-only pass (online log-sum-exp) over the same tiles
-        torch.testing.assert_close(modgap.centroid_uniformity([x.detach() for x in z], t=3.0), ref.detach(),
+        torch.testing.assert_close(modgap.centroid_uniformity([x.detach() for x in z], t=3.0), ref,
                                    rtol=1e-11, atol=0)
 
 
