@@ -54,6 +54,13 @@ stage_build() {
       >"$OUT/build.log" 2>&1 || { tail -40 "$OUT/build.log"; exit 1; }
   fi
   cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
+  # libmodgap must use the shared C++ runtime that libyaml-cpp uses (CMakeLists.txt says why).
+  grep -E "modgap: libstdc|static-libstdc" "$OUT/build.log" | head -5
+  if ! readelf -d "$BUILD/libmodgap.so" | grep -q "libstdc++.so"; then
+    echo "[gpu_check] WARNING: libmodgap.so does not load the shared libstdc++ (LDFLAGS='${LDFLAGS:-}'); link line:"
+    ninja -C "$BUILD" -t commands libmodgap.so | tail -1 | tr ' ' '\n' | grep -E "static|stdc|^-L|^-Wl" | head -20
+    "${CXX:-c++}" -v 2>&1 | tail -1
+  fi
   "$PY" -c "import modgap, torch; print('[gpu_check] modgap', modgap.library_path(), 'torch', torch.__version__, \
 'CUDA kernels:', modgap.cuda_version() > 0, \
 'GPU:', torch.cuda.get_device_name() if torch.cuda.is_available() else None)" || exit 1
@@ -68,7 +75,11 @@ stage_test() {
   log "ctest"
   timeout 120 ctest --test-dir "$BUILD" --output-on-failure -j 8 >"$OUT/ctest.txt" 2>&1 || status=1
   tail -3 "$OUT/ctest.txt"
-  log "pytest"
+  log "pytest (CUDA tests first, so a crash elsewhere cannot hide them)"
+  timeout 200 "$PY" -m pytest tests/python/test_cuda.py tests/python/test_errors.py -q -rs -p no:cacheprovider \
+    >"$OUT/pytest_cuda.txt" 2>&1 || status=1
+  grep -E "passed|failed|error|SKIPPED|FAILED" "$OUT/pytest_cuda.txt" | tail -20
+  log "pytest (whole suite)"
   timeout "${PYTEST_TIMEOUT:-330}" "$PY" -m pytest tests/python -q -rs -p no:cacheprovider \
     --ignore=tests/python/test_open_clip_patch.py \
     >"$OUT/pytest.txt" 2>&1 || status=1
@@ -82,7 +93,7 @@ stage_accuracy() {
 
 stage_bench_cu() {
   log "bench-cu"
-  "$PY" bench/bench_cu_scale.py --device cuda --sizes 4096 16384 32768 --dims 512 1024 \
+  timeout "${BENCH_CU_TIMEOUT:-400}" "$PY" bench/bench_cu_scale.py --device cuda --sizes 4096 16384 32768 --dims 512 1024 \
     --out "$OUT/gpu_centroid_uniformity" || status=1
 }
 
