@@ -23,6 +23,10 @@ BUILD="$ROOT/build/gpu"
 mkdir -p "$OUT"
 status=0
 log() { echo "[gpu_check $(date +%H:%M:%S)] $*"; }
+# DEADLINE_S (seconds from the start of this script): every stage below gets at most the time that is
+# left, so a device call ends on its own, before the tool's limit, with its results written.
+START_S=$(date +%s)
+left() { local cap=$1; local rest=$(( ${DEADLINE_S:-100000} - ($(date +%s) - START_S) )); (( rest < cap )) && cap=$rest; (( cap < 1 )) && cap=1; echo "$cap"; }
 
 setup() {
   if [ ! -d "$DEPS/usr" ]; then
@@ -41,7 +45,7 @@ stage_build() {
   log "build"
   # A library built by an earlier call on the same image (brought back by `export-lib`, carried in
   # .gpu/prebuilt) saves the build when only the Python tests and benchmarks need it.
-  if [ -f .gpu/prebuilt/libmodgap.so ] && MODGAP_LIBRARY="$ROOT/.gpu/prebuilt/libmodgap.so" "$PY" -c \
+  if [ -z "${MODGAP_FORCE_BUILD:-}" ] && [ -f .gpu/prebuilt/libmodgap.so ] && MODGAP_LIBRARY="$ROOT/.gpu/prebuilt/libmodgap.so" "$PY" -c \
       "import modgap, sys; sys.exit(0 if modgap.cuda_version() > 0 else 1)" 2>/dev/null; then
     export MODGAP_LIBRARY="$ROOT/.gpu/prebuilt/libmodgap.so"
     log "using the carried .gpu/prebuilt/libmodgap.so"
@@ -56,7 +60,8 @@ stage_build() {
   cmake --build "$BUILD" -j "$(nproc)" >>"$OUT/build.log" 2>&1 || { grep -E "error|Error" "$OUT/build.log" | head -40; exit 1; }
   # libmodgap must use the shared C++ runtime that libyaml-cpp uses (CMakeLists.txt says why).
   grep -E "modgap: libstdc|static-libstdc" "$OUT/build.log" | head -5
-  if ! readelf -d "$BUILD/libmodgap.so" | grep -q "libstdc++.so"; then
+  if ! readelf -d "$BUILD/libmodgap.so" | grep -q "libstdc++.so" || \
+     { [ -f "$BUILD/modgap_ops_test" ] && ! readelf -d "$BUILD/modgap_ops_test" | grep -q "libstdc++.so"; }; then
     echo "[gpu_check] WARNING: libmodgap.so does not load the shared libstdc++ (LDFLAGS='${LDFLAGS:-}'); link line:"
     ninja -C "$BUILD" -t commands libmodgap.so | tail -1 | tr ' ' '\n' | grep -E "static|stdc|^-L|^-Wl" | head -20
     "${CXX:-c++}" -v 2>&1 | tail -1
@@ -99,18 +104,53 @@ stage_bench_cu() {
 
 stage_bench_cu_large() {
   log "bench-cu-large"
-  "$PY" bench/bench_cu_scale.py --device cuda --sizes 65536 262144 --dims 512 1024 --max-reference-n 65536 \
+  timeout "$(left 400)" "$PY" bench/bench_cu_scale.py --device cuda --sizes 65536 262144 --dims 512 1024 --max-reference-n 65536 \
+    --repeats "${LARGE_REPEATS:-5}" \
     --out "$OUT/gpu_centroid_uniformity_large" || status=1
+}
+
+stage_bench_cu_row() {  # one row of bench-cu: BENCH_ROW="N D precision"
+  log "bench-cu row $BENCH_ROW"
+  read -r n d precision <<<"$BENCH_ROW"
+  timeout "$(left 120)" "$PY" bench/bench_cu_scale.py --device cuda --sizes "$n" --dims "$d" --precisions "$precision" \
+    --out "$OUT/gpu_centroid_uniformity_row" || status=1
+}
+
+stage_build_background() {  # the build, niced, beside GPU-bound stages (their timings are not CPU-bound)
+  log "build (background)"
+  ( MODGAP_FORCE_BUILD=1 PACK= nice -n 19 bash "$0" build >"$OUT/build_bg.log" 2>&1 ) &
+  BUILD_PID=$!
+}
+
+stage_wait_build() {
+  log "waiting for the background build"
+  wait "${BUILD_PID:-0}" 2>/dev/null; tail -5 "$OUT/build_bg.log"
+  # the tests below use what was just built (the runner and the GoogleTest suite live there too)
+  [ -f "$BUILD/libmodgap.so" ] && export MODGAP_LIBRARY="$BUILD/libmodgap.so"
+}
+
+stage_pytest_parallel() {  # the whole suite, 8 workers (pytest-xdist is on the GPU image)
+  log "pytest -n 8 (whole suite)"
+  timeout "$(left 200)" "$PY" -m pytest tests/python -q -rs -p no:cacheprovider -n 8 --dist loadfile \
+    --ignore=tests/python/test_open_clip_patch.py >"$OUT/pytest_all.txt" 2>&1 || status=1
+  grep -E "passed|failed|error|FAILED" "$OUT/pytest_all.txt" | tail -30
+}
+
+stage_ctest() {
+  log "ctest"
+  timeout "$(left 60)" ctest --test-dir "$BUILD" --output-on-failure -j 8 >"$OUT/ctest.txt" 2>&1 || status=1
+  tail -3 "$OUT/ctest.txt"
 }
 
 stage_vit() {
   log "vit"
-  "$PY" bench/bench_cu_scale.py --device cuda --sizes --vit-overhead --out "$OUT/gpu_vit_overhead" || status=1
+  timeout "$(left 150)" "$PY" bench/bench_cu_scale.py --device cuda --sizes --vit-overhead --out "$OUT/gpu_vit_overhead" || status=1
 }
 
 stage_bench_eval() {
   log "bench-eval"
-  "$PY" bench/bench_evaluation.py --device cuda --json "$OUT/gpu_evaluation.json" || status=1
+  timeout "$(left 300)" "$PY" bench/bench_evaluation.py --device cuda --repeats 5 --reference-repeats "${EVAL_REFERENCE_REPEATS:-3}" \
+    --json "$OUT/gpu_evaluation.json" || status=1
 }
 
 setup
@@ -118,6 +158,11 @@ for stage in "$@"; do
   case "$stage" in
     build) stage_build ;;
     export-lib) stage_export_lib ;;
+    bench-cu-row) stage_bench_cu_row ;;
+    build-background) stage_build_background ;;
+    wait-build) stage_wait_build ;;
+    ctest) stage_ctest ;;
+    pytest-parallel) stage_pytest_parallel ;;
     test) stage_test ;;
     accuracy) stage_accuracy ;;
     bench-cu) stage_bench_cu ;;
@@ -127,5 +172,8 @@ for stage in "$@"; do
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done
+if [ -n "${PACK:-}" ]; then  # the device tool brings back at most 8 files: pack the logs and tables
+  (cd "$OUT" && tar czf results.tgz --exclude results.tgz --exclude libmodgap.so . && find . -type f ! -name results.tgz ! -name libmodgap.so ! -name "$PACK" -delete)
+fi
 ls -la "$OUT"
 exit $status
