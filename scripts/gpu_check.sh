@@ -104,7 +104,7 @@ stage_bench_cu() {
 
 stage_bench_cu_large() {
   log "bench-cu-large"
-  timeout "$(left 400)" "$PY" bench/bench_cu_scale.py --device cuda --sizes 65536 262144 --dims 512 1024 --max-reference-n 65536 \
+  timeout "$(left 400)" "$PY" bench/bench_cu_scale.py --device cuda --sizes ${LARGE_SIZES:-65536 262144} --dims ${LARGE_DIMS:-512 1024} --max-reference-n 65536 \
     --repeats "${LARGE_REPEATS:-5}" \
     --out "$OUT/gpu_centroid_uniformity_large" || status=1
 }
@@ -150,7 +150,7 @@ stage_vit() {
 stage_bench_eval() {
   log "bench-eval"
   timeout "$(left 300)" "$PY" bench/bench_evaluation.py --device cuda --repeats 5 --reference-repeats "${EVAL_REFERENCE_REPEATS:-3}" \
-    --json "$OUT/gpu_evaluation.json" || status=1
+    --tasks ${EVAL_TASKS:-kmeans vmeasure recall fill_gap knn} --json "$OUT/gpu_evaluation.json" || status=1
 }
 
 setup
