@@ -14,7 +14,7 @@
 //   * n_init initialisations, the one with the lowest inertia wins (the first on ties).
 // Random numbers come from a CPU generator seeded with `seed` (one stream for all initialisations), so
 // a seed gives the same result on a given device. Per-cluster sums are deterministic on both devices
-// (see cluster_sums).
+// (see cluster_sums_and_counts).
 // Distances use ||x||^2 + ||c||^2 - 2 x.c in tiles of rows; no N x k buffer beyond one tile, no N x N.
 #include <torch/library.h>
 
@@ -73,18 +73,23 @@ std::pair<at::Tensor, at::Tensor> assign_to_nearest(const at::Tensor& x, const a
   return {labels, min_distance};
 }
 
-// Sum of the rows of each cluster on CUDA, [k, D]: a one-hot GEMM per tile of rows (atomic index_add_
-// would make the sums, hence the centroids, vary from run to run).
-at::Tensor cluster_sums(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
+// Sum of the rows of each cluster on CUDA, [k, D], and the cluster sizes, [k]: a one-hot GEMM per tile
+// of rows (atomic index_add_ would make the sums, hence the centroids, vary from run to run). The one-hot
+// tile is built with scatter_, not at::one_hot, and the sizes are its column sums, not at::bincount:
+// both of those read the labels' range back to the host, two device syncs per Lloyd iteration.
+std::pair<at::Tensor, at::Tensor> cluster_sums_and_counts(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
   at::Tensor sums = at::zeros({k, x.size(1)}, x.options());
+  at::Tensor counts = at::zeros({k}, labels.options());
   const int64_t n = x.size(0);
   const int64_t tile = eval::tile_rows(k, x.device());
   for (int64_t start = 0; start < n; start += tile) {
     const int64_t len = std::min(tile, n - start);
-    const at::Tensor one_hot = at::one_hot(labels.narrow(0, start, len), k).to(x.scalar_type());
+    const at::Tensor one_hot =
+        at::zeros({len, k}, x.options()).scatter_(1, labels.narrow(0, start, len).unsqueeze(1), 1.0);
     sums.addmm_(one_hot.t(), x.narrow(0, start, len));
+    counts.add_(one_hot.sum(0, /*keepdim=*/false, at::kLong));  // exact: each entry is 0 or 1
   }
-  return sums;
+  return {sums, counts};
 }
 
 // The CPU path reads x once per Lloyd iteration, as scikit-learn's chunked loop does: the rows are
@@ -191,8 +196,12 @@ at::Tensor kmeans_plusplus(const at::Tensor& x, const at::Tensor& x_sq, int64_t 
   centers.narrow(0, 0, 1).copy_(x.index_select(0, first));
   at::Tensor closest = squared_distances(x, x_sq, x.index_select(0, first), x_sq.index_select(0, first)).squeeze(1);
   at::Tensor potential = closest.sum(at::kDouble);
+  // All candidate draws in one host-to-device copy (a copy from pageable host memory waits for the
+  // device queue); the CPU generator gives the same stream as k - 1 draws of n_local_trials.
+  const at::Tensor all_uniforms =
+      k > 1 ? at::rand({k - 1, n_local_trials}, generator, cpu_double).to(x.device()) : at::Tensor();
   for (int64_t c = 1; c < k; ++c) {
-    const at::Tensor uniforms = at::rand({n_local_trials}, generator, cpu_double).to(x.device());
+    const at::Tensor uniforms = all_uniforms[c - 1];
     const at::Tensor cumulative = closest.cumsum(0, at::kDouble);
     at::Tensor candidates = at::searchsorted(cumulative, uniforms * potential).clamp_max_(n - 1);
     // [N, trials]: distance of every point to its nearest centre if the candidate were added.
@@ -249,20 +258,23 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
     at::Tensor sums, counts;
     if (x.is_cuda()) {
       labels = assign_to_nearest(x, x_sq, centers).first;
-      sums = cluster_sums(x, labels, k);
-      counts = at::bincount(labels, {}, k);
+      std::tie(sums, counts) = cluster_sums_and_counts(x, labels, k);
     } else {
       labels = at::empty({x.size(0)}, x.options().dtype(at::kLong));
       lloyd_step_cpu(x, centers.contiguous(), labels, sums, counts);
     }
-    if ((counts == 0).any().item<bool>()) {
-      relocate_empty_clusters(x, labels, centers, sums, counts);
-    }
     at::Tensor new_centers = sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1);
-    // One host sync per iteration: did any label change, and how far did the centres move.
-    const at::Tensor status = at::stack({(labels != labels_old).any().to(at::kDouble),
-                                         (new_centers - centers).pow(2).sum(at::kDouble)})
-                                  .cpu();
+    // One host sync per iteration: did any label change, how far did the centres move, and is a
+    // cluster empty (rare: then its centre is re-seeded and the move measured again).
+    at::Tensor status = at::stack({(labels != labels_old).any().to(at::kDouble),
+                                   (new_centers - centers).pow(2).sum(at::kDouble),
+                                   (counts == 0).any().to(at::kDouble)})
+                            .cpu();
+    if (status.const_data_ptr<double>()[2] != 0.0) {
+      relocate_empty_clusters(x, labels, centers, sums, counts);
+      new_centers = sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1);
+      status[1] = (new_centers - centers).pow(2).sum(at::kDouble).cpu();
+    }
     centers = new_centers;
     const double* values = status.const_data_ptr<double>();
     if (values[0] == 0.0) {
