@@ -8,10 +8,11 @@
 # `export-lib` brings the built library back and a later call carrying it in .gpu/prebuilt skips the
 # build. What is still to run (issues 3 and 4; about 3 calls):
 #
-#   run(command="DEADLINE_S=540 bash scripts/gpu_check.sh build export-lib vit profile bench-eval", carry=[".gpu"])
+#   run(command="DEADLINE_S=540 PACK=log bash scripts/gpu_check.sh build export-lib pytest-parallel ctest config-backtrace", carry=[".gpu"])
+#   run(command="DEADLINE_S=540 bash scripts/gpu_check.sh build vit profile bench-eval", carry=[".gpu"])
 #   run(command="DEADLINE_S=540 LARGE_DIMS=1024 bash scripts/gpu_check.sh build bench-cu-large", carry=[".gpu"])
-#   run(command="DEADLINE_S=540 PACK=log bash scripts/gpu_check.sh build ctest config-backtrace pytest-parallel", carry=[".gpu"])
 #
+# (the first call's libmodgap.so, copied to .gpu/prebuilt/, lets the later two skip the build.)
 # Results go to $OUT (at most 8 files come back per call; PACK=<name> tars the rest), or build/gpu-out
 # elsewhere. The machine's own python3 holds PyTorch (2.11+cu130 there); nothing is installed from a
 # registry. DEADLINE_S bounds every stage by the time left, so a call ends with its results written.
