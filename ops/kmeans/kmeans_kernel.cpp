@@ -263,7 +263,8 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
       labels = at::empty({x.size(0)}, x.options().dtype(at::kLong));
       lloyd_step_cpu(x, centers.contiguous(), labels, sums, counts);
     }
-    at::Tensor new_centers = sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1);
+    const auto cluster_means = [&] { return sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1); };
+    at::Tensor new_centers = cluster_means();
     // One host sync per iteration: did any label change, how far did the centres move, and is a
     // cluster empty (rare: then its centre is re-seeded and the move measured again).
     at::Tensor status = at::stack({(labels != labels_old).any().to(at::kDouble),
@@ -272,7 +273,7 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
                             .cpu();
     if (status.const_data_ptr<double>()[2] != 0.0) {
       relocate_empty_clusters(x, labels, centers, sums, counts);
-      new_centers = sums / counts.clamp_min(1).to(x.scalar_type()).unsqueeze(1);
+      new_centers = cluster_means();
       status[1] = (new_centers - centers).pow(2).sum(at::kDouble).cpu();
     }
     centers = new_centers;
