@@ -11,6 +11,7 @@ Tasks (the issue's sizes; --scale shrinks N for a CPU with few cores, the table 
   recall   25k captions x 5k images x 512, R@1/5/10 both directions            (full score matrix + sort, as the seed code)
   fill_gap 5k images + 5k texts x 512, ITR/TIR/TMR/IMR/FID                      (full mixed similarity matrix + scipy sqrtm,
                                                                                 as the Fill-the-Gap reproduction computes them)
+  emd      exact transport, 5k x 5k squared-Euclidean costs of 512-d points      (POT ot.emd, LEMON's network simplex)
 
   .venv/bin/python bench/bench_evaluation.py [--scale 0.25] [--device cpu|cuda] [--json out.json]
 """
@@ -35,6 +36,7 @@ TASKS = {
     "knn": dict(n=65_536, d=1024, k=5),
     "recall": dict(images=5_000, captions_per_image=5, d=512),
     "fill_gap": dict(n=5_000, d=512),
+    "emd": dict(n=5_000, d=512),
 }
 
 
@@ -167,6 +169,21 @@ def make_task(task: str, scale: float, device: str):
             fid = np.sqrt(max(np.sum((xn.mean(0) - yn.mean(0)) ** 2) + np.trace(cov_x + cov_y - 2 * covmean), 0.0))
             return (tmr + imr).item() + fid
         return size, ours, reference
+    if task == "emd":
+        n = int(p["n"] * scale)
+        x = torch.randn(n, p["d"], generator=generator, dtype=torch.float64)
+        y = torch.randn(n, p["d"], generator=generator, dtype=torch.float64) + 0.5
+        cost = (torch.cdist(x, y) ** 2).to(device)
+        cost_np = cost.cpu().numpy()
+        size = f"{n} x {n} costs of {p['d']}-d points"
+
+        def ours():
+            return modgap.emd(None, None, cost)[1].item()
+
+        def reference():
+            import ot
+            return float((ot.emd([], [], cost_np, numItermax=10**8) * cost_np).sum())
+        return size, ours, reference
     raise ValueError(task)
 
 
@@ -244,7 +261,8 @@ def main() -> None:
             continue
         ratio = ref["median_ms"] / ours["median_ms"]
         reference_name = {"recall": "seed-style full matrix + sort",
-                          "fill_gap": "full mixed matrix + scipy sqrtm"}.get(task, "scikit-learn")
+                          "fill_gap": "full mixed matrix + scipy sqrtm",
+                          "emd": "POT ot.emd"}.get(task, "scikit-learn")
         print(f"{task:9} {ours['size']:42} {ours['median_ms']:10.1f} {ref['median_ms']:10.1f} {ratio:10.2f} "
               f"{ours['peak_extra_mib']:11.1f} {ref['peak_extra_mib']:9.1f}  {reference_name}")
         summary.append({"task": task, "size": ours["size"], "modgap_ms": ours["median_ms"], "reference_ms": ref["median_ms"],

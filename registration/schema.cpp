@@ -115,6 +115,11 @@ TORCH_LIBRARY(modgap, m) {
       "Tensor y_new)",
       {at::Tag::pt2_compliant_tag});
 
+  // Exact optimal transport (earth mover's distance) between two discrete distributions: the plan and its
+  // cost, as POT's ot.emd; the linear-programme solver under Fill the Gap's OT method (measures.md §1.4).
+  m.def("emd(Tensor a, Tensor b, Tensor M, int max_iter=10000000) -> (Tensor plan, Tensor cost)",
+        {at::Tag::pt2_compliant_tag});
+
   // Liang et al.'s post-hoc shift of two modalities along their centroid difference (the paper's Fig. 1).
   m.def("shift_modalities(Tensor x, Tensor y, float delta, Tensor? direction=None) -> (Tensor x_new, Tensor y_new)",
         {at::Tag::pt2_compliant_tag});

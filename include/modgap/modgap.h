@@ -45,6 +45,11 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor> fill_gap_stats(const 
 std::tuple<at::Tensor, at::Tensor> spectral_align(const at::Tensor& x, const at::Tensor& y, int64_t k = 60,
                                                   const std::string& nonnegative = "clamp", int64_t graph_topk = 0);
 
+// Exact optimal transport (POT's ot.emd): the plan G [ns, nt] minimising <G, M> with row sums `a` and column sums `b`
+// (empty: uniform), and its cost (float64). Network simplex, on the CPU for any input device.
+std::tuple<at::Tensor, at::Tensor> emd(const at::Tensor& a, const at::Tensor& b, const at::Tensor& M,
+                                       int64_t max_iter = 10000000);
+
 // Liang et al.'s post-hoc shift: x' = normalize(x^ - delta/2 u), y' = normalize(y^ + delta/2 u) with u the unit
 // centroid difference of the L2-normalised rows (or `direction`); delta > 0 closes the gap.
 std::tuple<at::Tensor, at::Tensor> shift_modalities(const at::Tensor& x, const at::Tensor& y, double delta,

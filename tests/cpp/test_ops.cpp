@@ -7,7 +7,10 @@
 #include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
+#include <numeric>
 #include <string>
 #include <vector>
 
@@ -188,6 +191,28 @@ TEST(Evaluation, FillGapStatsOnSeparatedModalities) {
         }
       },
       c10::ValueError);
+}
+
+TEST(Evaluation, EmdMatchesTheBestPermutationForUniformMasses) {
+  // Uniform masses on a square cost matrix: the optimum is a vertex, a permutation matrix / n, so the
+  // naive reference is the cheapest of all n! permutations.
+  torch::manual_seed(6);
+  const int64_t n = 6;
+  const at::Tensor M = torch::rand({n, n}, torch::kFloat64);
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  do {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; ++i) total += M[i][perm[i]].item<double>();
+    best = std::min(best, total / n);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  const at::Tensor uniform = torch::empty({0}, torch::kFloat64);
+  auto [plan, cost] = modgap::emd(uniform, uniform, M);
+  EXPECT_NEAR(cost.item<double>(), best, 1e-14);
+  EXPECT_TRUE(torch::allclose(plan.sum(0), torch::full({n}, 1.0 / n, torch::kFloat64), 0.0, 1e-15));
+  EXPECT_TRUE(torch::allclose(plan.sum(1), torch::full({n}, 1.0 / n, torch::kFloat64), 0.0, 1e-15));
+  EXPECT_THROW(modgap::emd(torch::ones({n}, torch::kFloat64), uniform, M), c10::ValueError);  // mass n vs 1
 }
 
 TEST(Evaluation, KMeansKnnAndRecallOnSeparatedClusters) {
