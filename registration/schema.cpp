@@ -120,6 +120,18 @@ TORCH_LIBRARY(modgap, m) {
   m.def("emd(Tensor a, Tensor b, Tensor M, int max_iter=10000000) -> (Tensor plan, Tensor cost)",
         {at::Tag::pt2_compliant_tag});
 
+  // "Fill the Gap"'s optimal-transport method: POT's EMDLaplaceTransport (exact transport regularised by
+  // kNN-graph Laplacians, conditional gradient) and the barycentric map of the sources (measures.md §1.4).
+  m.def(
+      "emd_laplace(Tensor xs, Tensor xt, float reg_lap=1.0, float reg_src=1.0, int k=3, str reg_type=\"pos\", "
+      "int max_iter=100, float tol=1e-9, int max_inner_iter=10000000, float inner_tol=1e-9) -> (Tensor coupling, "
+      "Tensor xs_transported)",
+      {at::Tag::pt2_compliant_tag});
+
+  // The out-of-sample map of a fitted transport (Ferradans; POT's transform of new points): the displacement
+  // of the nearest fitted source.
+  m.def("ot_map_new_points(Tensor x, Tensor xs, Tensor xs_transported) -> Tensor", {at::Tag::pt2_compliant_tag});
+
   // Liang et al.'s post-hoc shift of two modalities along their centroid difference (the paper's Fig. 1).
   m.def("shift_modalities(Tensor x, Tensor y, float delta, Tensor? direction=None) -> (Tensor x_new, Tensor y_new)",
         {at::Tag::pt2_compliant_tag});

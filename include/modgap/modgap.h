@@ -50,6 +50,17 @@ std::tuple<at::Tensor, at::Tensor> spectral_align(const at::Tensor& x, const at:
 std::tuple<at::Tensor, at::Tensor> emd(const at::Tensor& a, const at::Tensor& b, const at::Tensor& M,
                                        int64_t max_iter = 10000000);
 
+// "Fill the Gap"'s optimal-transport method, as POT's EMDLaplaceTransport(reg_type, reg_lap, reg_src,
+// similarity_param=k).fit(xs, xt).transform(xs): (coupling [ns, nt], sources moved onto the targets [ns, D]).
+std::tuple<at::Tensor, at::Tensor> emd_laplace(const at::Tensor& xs, const at::Tensor& xt, double reg_lap = 1.0,
+                                               double reg_src = 1.0, int64_t k = 3, const std::string& reg_type = "pos",
+                                               int64_t max_iter = 100, double tol = 1e-9,
+                                               int64_t max_inner_iter = 10000000, double inner_tol = 1e-9);
+
+// Out-of-sample map of a fitted transport (POT's transform of new points): x + T(xs_i*) - xs_i* with xs_i* the
+// nearest fitted source; xs_transported is emd_laplace's second output.
+at::Tensor ot_map_new_points(const at::Tensor& x, const at::Tensor& xs, const at::Tensor& xs_transported);
+
 // Liang et al.'s post-hoc shift: x' = normalize(x^ - delta/2 u), y' = normalize(y^ + delta/2 u) with u the unit
 // centroid difference of the L2-normalised rows (or `direction`); delta > 0 closes the gap.
 std::tuple<at::Tensor, at::Tensor> shift_modalities(const at::Tensor& x, const at::Tensor& y, double delta,

@@ -215,6 +215,27 @@ TEST(Evaluation, EmdMatchesTheBestPermutationForUniformMasses) {
   EXPECT_THROW(modgap::emd(torch::ones({n}, torch::kFloat64), uniform, M), c10::ValueError);  // mass n vs 1
 }
 
+TEST(Evaluation, EmdLaplaceWithoutRegularisationReachesTheExactTransport) {
+  // reg_lap = 0 leaves the linear programme: the conditional gradient steps (0.99 of the way each time)
+  // towards the exact optimum, the best permutation / n of the squared distances.
+  torch::manual_seed(8);
+  const int64_t n = 5;
+  const at::Tensor xs = torch::randn({n, 3}, torch::kFloat64);
+  const at::Tensor xt = torch::randn({n, 3}, torch::kFloat64) + 1.0;
+  const at::Tensor M = torch::cdist(xs, xt).square();
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  do {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; ++i) total += M[i][perm[i]].item<double>();
+    best = std::min(best, total / n);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  auto [coupling, moved] = modgap::emd_laplace(xs, xt, /*reg_lap=*/0.0, /*reg_src=*/1.0, /*k=*/2);
+  EXPECT_NEAR((coupling * M).sum().item<double>(), best, 1e-8);
+  EXPECT_TRUE(torch::allclose(moved.mean(0), xt.mean(0), 0.0, 1e-12));  // uniform masses: means agree
+}
+
 TEST(Evaluation, KMeansKnnAndRecallOnSeparatedClusters) {
   torch::manual_seed(3);
   const at::Tensor centers = torch::randn({4, 8}, torch::kFloat64) * 10;
