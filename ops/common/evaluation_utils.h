@@ -34,6 +34,12 @@ inline int64_t tile_rows(int64_t cols, const at::Device& device) {
   return std::max<int64_t>(1, budget / std::max<int64_t>(cols, 1));
 }
 
+// Squared Euclidean distances [rows(x), rows(y)] as POT's euclidean_distances(squared=True) computes them,
+// -2 x y^T + |x|^2 + |y|^2 clamped at 0, given |y|^2 (`y_sq_norms`, reused across tiles of x).
+inline at::Tensor squared_distances(const at::Tensor& x, const at::Tensor& y, const at::Tensor& y_sq_norms) {
+  return at::mm(x, y.t()).mul_(-2.0).add_(x.square().sum(1).unsqueeze(1)).add_(y_sq_norms.unsqueeze(0)).clamp_min_(0.0);
+}
+
 // Gallery columns per tile for the query x gallery scans (kNN, Recall@K).
 inline int64_t tile_cols(const at::Device& device) { return device.is_cuda() ? 16384 : 4096; }
 

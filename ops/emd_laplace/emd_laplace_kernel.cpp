@@ -23,6 +23,7 @@
 #include <cmath>
 #include <optional>
 
+#include "ops/common/evaluation_utils.h"
 #include "ops/common/input_checks.h"
 #include "ops/emd/network_simplex.h"
 #include "ops/emd_laplace/emd_laplace.h"
@@ -31,11 +32,8 @@ namespace modgap {
 
 namespace {
 
-// POT's euclidean_distances(x, y, squared=True): -2 x y^T + |x|^2 + |y|^2, clamped at 0.
 at::Tensor squared_distances(const at::Tensor& x, const at::Tensor& y) {
-  at::Tensor d = at::mm(x, y.t()).mul_(-2.0);
-  d.add_(x.square().sum(1).unsqueeze(1)).add_(y.square().sum(1).unsqueeze(0));
-  return d.clamp_min_(0.0);
+  return eval::squared_distances(x, y, y.square().sum(1));
 }
 
 // Laplacian of the symmetrised kNN connectivity graph (sklearn kneighbors_graph, self excluded).

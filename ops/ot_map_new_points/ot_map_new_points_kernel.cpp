@@ -38,9 +38,7 @@ at::Tensor ot_map_new_points_kernel(const at::Tensor& x, const at::Tensor& xs, c
   for (int64_t start = 0; start < points.size(0); start += rows) {
     const int64_t len = std::min(rows, points.size(0) - start);
     const at::Tensor tile = points.narrow(0, start, len);
-    const at::Tensor distances =
-        at::mm(tile, sources.t()).mul_(-2.0).add_(tile.square().sum(1).unsqueeze(1)).add_(source_sq.unsqueeze(0));
-    const at::Tensor nearest = distances.clamp_min_(0.0).argmin(1);
+    const at::Tensor nearest = eval::squared_distances(tile, sources, source_sq).argmin(1);
     out.narrow(0, start, len).copy_(tile + displacement.index_select(0, nearest));
   }
   return out.to(x.scalar_type());
