@@ -60,6 +60,18 @@ def test_uniform_masses_solve_the_assignment_problem(n):
     np.testing.assert_allclose(plan.sum(1).numpy(), np.full(n, 1 / n), atol=1e-15)
 
 
+@pytest.mark.parametrize("kind", ["constant", "integer ties"])
+def test_degenerate_costs_terminate_at_an_optimum(kind):
+    # Every plan optimal (constant costs) or many tied optima (small integers): the perturbation must
+    # still end the simplex, at a feasible plan of optimal cost.
+    g = np.random.default_rng(4)
+    M = np.ones((30, 40)) if kind == "constant" else g.integers(0, 3, size=(30, 40)).astype(float)
+    plan, cost = modgap.emd(None, None, torch.tensor(M))
+    np.testing.assert_allclose(plan.sum(1).numpy(), np.full(30, 1 / 30), atol=1e-15)
+    np.testing.assert_allclose(plan.sum(0).numpy(), np.full(40, 1 / 40), atol=1e-15)
+    assert cost.item() == pytest.approx(lp_reference(np.full(30, 1 / 30), np.full(40, 1 / 40), M)[1], abs=1e-14)
+
+
 def test_matches_pot_on_embeddings():
     ot = pytest.importorskip("ot")
     g = torch.Generator().manual_seed(0)
