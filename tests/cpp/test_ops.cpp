@@ -58,6 +58,21 @@ std::string error_of(const std::function<void()>& call) {
   return "";
 }
 
+// Optimal transport between uniform masses on a square cost matrix, by brute force: the optimum is a
+// vertex, a permutation matrix / n, so it is the cheapest of all n! permutations, divided by n.
+double best_permutation_cost(const at::Tensor& M) {
+  const int64_t n = M.size(0);
+  std::vector<int64_t> perm(n);
+  std::iota(perm.begin(), perm.end(), 0);
+  double best = std::numeric_limits<double>::infinity();
+  do {
+    double total = 0.0;
+    for (int64_t i = 0; i < n; ++i) total += M[i][perm[i]].item<double>();
+    best = std::min(best, total / n);
+  } while (std::next_permutation(perm.begin(), perm.end()));
+  return best;
+}
+
 TEST(AtpLoss, MatchesNaiveFormulaForTwoToFourModalities) {
   for (int64_t modalities = 2; modalities <= 4; ++modalities) {
     for (int64_t anchor = 0; anchor < modalities; ++anchor) {
@@ -194,19 +209,11 @@ TEST(Evaluation, FillGapStatsOnSeparatedModalities) {
 }
 
 TEST(Evaluation, EmdMatchesTheBestPermutationForUniformMasses) {
-  // Uniform masses on a square cost matrix: the optimum is a vertex, a permutation matrix / n, so the
-  // naive reference is the cheapest of all n! permutations.
+  // Uniform masses on a square cost matrix: the naive reference is the cheapest permutation.
   torch::manual_seed(6);
   const int64_t n = 6;
   const at::Tensor M = torch::rand({n, n}, torch::kFloat64);
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  double best = std::numeric_limits<double>::infinity();
-  do {
-    double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) total += M[i][perm[i]].item<double>();
-    best = std::min(best, total / n);
-  } while (std::next_permutation(perm.begin(), perm.end()));
+  const double best = best_permutation_cost(M);
   const at::Tensor uniform = torch::empty({0}, torch::kFloat64);
   auto [plan, cost] = modgap::emd(uniform, uniform, M);
   EXPECT_NEAR(cost.item<double>(), best, 1e-14);
@@ -223,14 +230,7 @@ TEST(Evaluation, EmdLaplaceWithoutRegularisationReachesTheExactTransport) {
   const at::Tensor xs = torch::randn({n, 3}, torch::kFloat64);
   const at::Tensor xt = torch::randn({n, 3}, torch::kFloat64) + 1.0;
   const at::Tensor M = torch::cdist(xs, xt).square();
-  std::vector<int64_t> perm(n);
-  std::iota(perm.begin(), perm.end(), 0);
-  double best = std::numeric_limits<double>::infinity();
-  do {
-    double total = 0.0;
-    for (int64_t i = 0; i < n; ++i) total += M[i][perm[i]].item<double>();
-    best = std::min(best, total / n);
-  } while (std::next_permutation(perm.begin(), perm.end()));
+  const double best = best_permutation_cost(M);
   auto [coupling, moved] = modgap::emd_laplace(xs, xt, /*reg_lap=*/0.0, /*reg_src=*/1.0, /*k=*/2);
   EXPECT_NEAR((coupling * M).sum().item<double>(), best, 1e-8);
   EXPECT_TRUE(torch::allclose(moved.mean(0), xt.mean(0), 0.0, 1e-12));  // uniform masses: means agree
