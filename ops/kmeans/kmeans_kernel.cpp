@@ -53,31 +53,34 @@ at::Tensor row_squared_norms(const at::Tensor& x) {
   return out;
 }
 
-// E-step: nearest centre of every row and the squared distance to it.
-std::pair<at::Tensor, at::Tensor> assign_to_nearest(const at::Tensor& x, const at::Tensor& x_sq,
-                                                    const at::Tensor& centers) {
+// E-step: nearest centre of every row (ties: the lowest index, as sklearn).
+at::Tensor assign_to_nearest(const at::Tensor& x, const at::Tensor& centers) {
   const int64_t n = x.size(0);
   const int64_t k = centers.size(0);
   const at::Tensor c_sq = centers.pow(2).sum(1);
   at::Tensor labels = at::empty({n}, x.options().dtype(at::kLong));
-  at::Tensor min_distance = at::empty({n}, x.options());
   const int64_t rows = eval::tile_rows(k, x.device());
   for (int64_t start = 0; start < n; start += rows) {
     const int64_t len = std::min(rows, n - start);
     // ||c||^2 - 2 x.c orders the centres like the full distance (||x||^2 is constant in a row).
     const at::Tensor partial = at::addmm(c_sq.unsqueeze(0), x.narrow(0, start, len), centers.t(), 1.0, -2.0);
-    const auto [value, index] = partial.min(1);
-    labels.narrow(0, start, len).copy_(index);
-    min_distance.narrow(0, start, len).copy_((value + x_sq.narrow(0, start, len)).clamp_min_(0.0));
+    labels.narrow(0, start, len).copy_(partial.argmin(1));
   }
-  return {labels, min_distance};
+  return labels;
 }
 
-// Sum of the rows of each cluster on CUDA, [k, D], and the cluster sizes, [k]: a one-hot GEMM per tile
-// of rows (atomic index_add_ would make the sums, hence the centroids, vary from run to run). The one-hot
-// tile is built with scatter_, not at::one_hot, and the sizes are its column sums, not at::bincount:
-// both of those read the labels' range back to the host, two device syncs per Lloyd iteration.
+// Sum of the rows of each cluster on CUDA, [k, D], and the cluster sizes, [k], deterministically
+// (atomic index_add_ would make the sums, hence the centroids, vary from run to run): the kernel of
+// kmeans_cuda.cu. Without it (a build without CUDA kernels never sees CUDA tensors, but the ATen form
+// stays as the reference) a one-hot GEMM per tile of rows; the one-hot tile is built with scatter_, not
+// at::one_hot, and the sizes are its column sums, not at::bincount: both of those read the labels' range
+// back to the host, two device syncs per Lloyd iteration.
 std::pair<at::Tensor, at::Tensor> cluster_sums_and_counts(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
+#ifdef MODGAP_WITH_CUDA
+  if (x.is_cuda()) {
+    return cluster_sums_and_counts_cuda(x, labels.contiguous(), k);
+  }
+#endif
   at::Tensor sums = at::zeros({k, x.size(1)}, x.options());
   at::Tensor counts = at::zeros({k}, labels.options());
   const int64_t n = x.size(0);
@@ -246,7 +249,7 @@ struct LloydResult {
   int64_t iterations;
 };
 
-LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor centers, int64_t max_iter,
+LloydResult lloyd(const at::Tensor& x, at::Tensor centers, int64_t max_iter,
                   double tolerance) {
   const int64_t k = centers.size(0);
   at::Tensor labels_old = at::full({x.size(0)}, -1, x.options().dtype(at::kLong));
@@ -257,7 +260,7 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
     ++iteration;
     at::Tensor sums, counts;
     if (x.is_cuda()) {
-      labels = assign_to_nearest(x, x_sq, centers).first;
+      labels = assign_to_nearest(x, centers);
       std::tie(sums, counts) = cluster_sums_and_counts(x, labels, k);
     } else {
       labels = at::empty({x.size(0)}, x.options().dtype(at::kLong));
@@ -288,7 +291,7 @@ LloydResult lloyd(const at::Tensor& x, const at::Tensor& x_sq, at::Tensor center
     labels_old = labels;
   }
   if (!strict_convergence) {
-    labels = assign_to_nearest(x, x_sq, centers).first;  // labels that match the final centres
+    labels = assign_to_nearest(x, centers);  // labels that match the final centres
   }
   return {centers, labels, exact_inertia(x, labels, centers), iteration};
 }
@@ -325,7 +328,7 @@ KMeansResult kmeans_fit(const at::Tensor& x, int64_t k, int64_t max_iter, double
   double best_inertia = std::numeric_limits<double>::infinity();
   for (int64_t run = 0; run < n_init; ++run) {
     const at::Tensor init = kmeans_plusplus(centred, x_sq, k, generator);
-    LloydResult result = lloyd(centred, x_sq, init, max_iter, tolerance);
+    LloydResult result = lloyd(centred, init, max_iter, tolerance);
     const double inertia = result.inertia.item<double>();
     if (progress) {
       progress(run, n_init, result.iterations, inertia);

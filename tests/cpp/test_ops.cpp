@@ -7,11 +7,14 @@
 #include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
+#include "ops/kmeans/kmeans_math.h"
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numeric>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -265,6 +268,41 @@ TEST(Evaluation, EvaluateReportsEveryPartAndEchoesTheProtocol) {
   EXPECT_NE(error_of([&] { modgap::evaluate(z, {"image"}, std::nullopt, options); })
                 .find("got 1 names for 2 modalities"),
             std::string::npos);
+}
+
+// The CUDA M-step of k-means (kmeans_cuda.cu) runs kmeans_math::accumulate_block_cluster_sums once per
+// thread. Here every (block, thread) of a launch runs on the CPU, in an order that is not the GPU's
+// (threads backwards), and the block partials are added in block order as the host does: the sums and
+// sizes must equal index_add_ / bincount, whatever the block count (one block, more blocks than rows'
+// worth, the partial-buffer cap) and for D below, at and above the thread count.
+TEST(KMeansClusterSums, EmulatedCudaBlocksMatchIndexAdd) {
+  torch::manual_seed(7);
+  for (const auto& [n, k, d] : std::vector<std::tuple<int64_t, int64_t, int64_t>>{
+           {1, 1, 3}, {5, 3, 1}, {300, 7, 32}, {1000, 20, 256}, {2049, 4, 300}}) {
+    const at::Tensor x = torch::randn({n, d}, torch::kFloat64);
+    const at::Tensor labels = torch::randint(k, {n}, torch::kLong);
+    for (const int64_t threads : {int64_t{32}, int64_t{256}}) {
+      const int64_t blocks = modgap::kmeans_math::cluster_sum_blocks(n, k, d);
+      ASSERT_GE(blocks, 1);
+      ASSERT_LE(blocks * k * d, std::max<int64_t>(int64_t{1} << 24, k * d));
+      const int64_t rows_per_block = (n + blocks - 1) / blocks;
+      at::Tensor partial_sums = torch::zeros({blocks, k, d}, torch::kFloat64);
+      at::Tensor partial_counts = torch::zeros({blocks, k}, torch::kLong);
+      for (int64_t block = 0; block < blocks; ++block) {
+        for (int64_t thread = threads - 1; thread >= 0; --thread) {
+          modgap::kmeans_math::accumulate_block_cluster_sums<double>(
+              x.const_data_ptr<double>(), labels.const_data_ptr<int64_t>(), n, d, rows_per_block, block, thread, threads,
+              partial_sums[block].data_ptr<double>(), partial_counts[block].data_ptr<int64_t>());
+        }
+      }
+      const at::Tensor expected_sums = torch::zeros({k, d}, torch::kFloat64).index_add_(0, labels, x);
+      EXPECT_TRUE(torch::allclose(partial_sums.sum(0), expected_sums, 1e-12, 1e-12)) << n << " " << k << " " << d;
+      EXPECT_TRUE(partial_counts.sum(0).equal(torch::bincount(labels, {}, k))) << n << " " << k << " " << d;
+    }
+  }
+  EXPECT_EQ(modgap::kmeans_math::cluster_sum_blocks(100000, 20, 512), 782);  // 128 rows each
+  EXPECT_EQ(modgap::kmeans_math::cluster_sum_blocks(1000000, 20, 512), 1024);
+  EXPECT_EQ(modgap::kmeans_math::cluster_sum_blocks(1000000, 1000, 1024), 16);  // 2^24 partial elements
 }
 
 TEST(Library, ReportsItsCudaBuild) {
