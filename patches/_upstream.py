@@ -1,0 +1,17 @@
+"""Helpers shared by the patches of unversioned upstream code bases (GRAM/VAST, CoMM)."""
+from __future__ import annotations
+
+import inspect
+from typing import Sequence
+
+
+def check_signature(owner, name: str, expected: Sequence[str]) -> None:
+    """The hooked function must still take the arguments the patch passes (the upstreams are not versioned)."""
+    where = f"{getattr(owner, '__module__', None) or ''}.{getattr(owner, '__name__', repr(owner))}".lstrip(".")
+    function = getattr(owner, name, None)
+    if function is None:
+        raise RuntimeError(f"modgap patch: {where} has no `{name}`; the patch hooks {name}{tuple(expected)}")
+    got = tuple(inspect.signature(inspect.unwrap(function)).parameters)
+    if got[:len(expected)] != tuple(expected):
+        raise RuntimeError(f"modgap patch: {where}.{name} takes {got}, the patch expects {tuple(expected)} "
+                           "(the upstream code changed; the README's patch section names the version read)")

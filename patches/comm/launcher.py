@@ -1,0 +1,75 @@
+"""``python -m modgap.patches.comm``: run CoMM's own entry point with the modgap terms and gap evaluation.
+
+    python -m modgap.patches.comm --comm-root /path/to/CoMM [--script main_multibench.py] \\
+        [--lambda1 1.0] [--lambda2 1.0] [--t 2.0] [--anchor 0] [--views both] [--gap-split test] \\
+        -- data.data_module.dataset=mosi model=comm trainer.max_epochs=100 optim.lr=1e-3 optim.weight_decay=1e-2
+
+Everything after ``--`` is CoMM's Hydra command line, unchanged. The loss options may instead come from
+Hydra (``+model.model.loss_kwargs.lambda2=0.5``), which win over the flags. ``--gap-split none`` turns
+the per-epoch gap evaluation off. CoMM's code is imported from ``--comm-root`` and never copied.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import runpy
+import sys
+from typing import List, Optional
+
+from . import callback as gap_callback
+from . import loss as comm_loss
+
+
+def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
+    if "--" in argv:
+        split = argv.index("--")
+        own, hydra_overrides = argv[:split], argv[split + 1:]
+    else:
+        own, hydra_overrides = argv, []
+    parser = argparse.ArgumentParser(prog="python -m modgap.patches.comm", allow_abbrev=False,
+                                     description="CoMM with modgap's L_ATP + L_CU and gap evaluation")
+    parser.add_argument("--comm-root", required=True, help="a checkout of github.com/Duplums/CoMM")
+    parser.add_argument("--script", default="main_multibench.py",
+                        help="CoMM entry point, relative to --comm-root (e.g. main_multibench_all-mod.py)")
+    parser.add_argument("--lambda1", type=float, default=comm_loss.DEFAULTS["lambda1"], help="weight of L_ATP (eq. 7)")
+    parser.add_argument("--lambda2", type=float, default=comm_loss.DEFAULTS["lambda2"], help="weight of L_CU (eq. 8/9)")
+    parser.add_argument("--t", type=float, default=comm_loss.DEFAULTS["t"], help="L_CU's t")
+    parser.add_argument("--anchor", type=int, default=comm_loss.DEFAULTS["anchor"], help="L_ATP's anchor modality")
+    parser.add_argument("--views", choices=("both", "aug1", "aug2"), default=comm_loss.DEFAULTS["views"])
+    parser.add_argument("--gap-split", choices=("train", "val", "test", "none"), default="test",
+                        help="split of the labelled data module evaluated after each validation epoch")
+    return parser.parse_args(own), hydra_overrides
+
+
+def add_callback_to_trainers(make_callback) -> None:
+    """Append a callback to every pytorch_lightning.Trainer built from now on (CoMM builds its list in main)."""
+    import pytorch_lightning
+
+    original = pytorch_lightning.Trainer.__init__
+    if getattr(original, "_modgap_wrapped", False):
+        return
+
+    @functools.wraps(original)
+    def __init__(self, *args, callbacks=None, **kwargs):
+        callbacks = list(callbacks or []) + [make_callback()]
+        original(self, *args, callbacks=callbacks, **kwargs)
+
+    __init__._modgap_wrapped = True
+    pytorch_lightning.Trainer.__init__ = __init__
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    args, hydra_overrides = parse(list(sys.argv[1:] if argv is None else argv))
+    root = os.path.abspath(args.comm_root)
+    script = os.path.join(root, args.script)
+    if not os.path.isfile(os.path.join(root, "losses", "comm_loss.py")) or not os.path.isfile(script):
+        raise SystemExit(f"modgap.patches.comm: {root} is not a CoMM checkout with {args.script} "
+                         "(expected losses/comm_loss.py beside it)")
+    sys.path.insert(0, root)
+    comm_loss.install(lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, anchor=args.anchor, views=args.views)
+    if args.gap_split != "none":
+        add_callback_to_trainers(lambda: gap_callback.make_gap_callback(split=args.gap_split))
+    sys.argv = [script] + hydra_overrides
+    runpy.run_path(script, run_name="__main__")
+    return 0
