@@ -6,13 +6,17 @@
 # CUDA tests 20 s, the whole pytest suite more than 150 s serially (use pytest-parallel), bench-cu
 # (N 4096-32768) about 6 minutes. The machine goes back 30 s after a call, so every call starts bare;
 # `export-lib` brings the built library back and a later call carrying it in .gpu/prebuilt skips the
-# build. What is still to run (issues 2-4; about 3 calls):
+# build. What is still to run (issues 2-4). A drawn task now has 15 device-minutes in all, each call
+# about a minute of start-up, so two calls:
 #
-#   run(command="DEADLINE_S=540 PACK=log bash scripts/gpu_check.sh build export-lib pytest-parallel ctest config-backtrace", carry=[".gpu"])
-#   run(command="DEADLINE_S=540 bash scripts/gpu_check.sh build vit profile bench-eval", carry=[".gpu"])
-#   run(command="DEADLINE_S=540 LARGE_DIMS=1024 bash scripts/gpu_check.sh build bench-cu-large", carry=[".gpu"])
+#   run(command="DEADLINE_S=540 PACK=log EVAL_TASKS=kmeans BENCH_ROW='32768 1024 bf16' bash scripts/gpu_check.sh build export-lib pytest-parallel bench-eval bench-cu-row ctest profile config-backtrace", carry=[".gpu"], timeout_s=600)
+#   run(command="DEADLINE_S=300 LARGE_DIMS=1024 LARGE_SIZES=65536 LARGE_REPEATS=2 bash scripts/gpu_check.sh build vit bench-cu-large", carry=[".gpu"], timeout_s=330)
 #
-# (the first call's libmodgap.so, copied to .gpu/prebuilt/, lets the later two skip the build.)
+# The first checks issue 2's remaining CUDA tests (pytest-parallel), measures the k-means change
+# (cluster-sum kernel, one sync per iteration; bench-eval prints ms per Lloyd iteration) and the bf16
+# row of issue 4, and profiles both; the second (its library carried in .gpu/prebuilt from the first)
+# measures the ViT-B/32 overhead and N = 65536 at D = 1024. The device tool's status named an H200 on
+# 2026-11-30 (the first run was on an H100): say which one a number comes from.
 # Results go to $OUT (at most 8 files come back per call; PACK=<name> tars the rest), or build/gpu-out
 # elsewhere. The machine's own python3 holds PyTorch (2.11+cu130 there); nothing is installed from a
 # registry. DEADLINE_S bounds every stage by the time left, so a call ends with its results written.
