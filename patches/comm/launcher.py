@@ -2,11 +2,14 @@
 
     python -m modgap.patches.comm --comm-root /path/to/CoMM [--script main_multibench.py] \\
         [--lambda1 1.0] [--lambda2 1.0] [--t 2.0] [--anchor 0] [--views both] [--gap-split test] \\
+        [--data-path /data/mosi_data.pkl] \\
         -- data.data_module.dataset=mosi model=comm trainer.max_epochs=100 optim.lr=1e-3 optim.weight_decay=1e-2
 
 Everything after ``--`` is CoMM's Hydra command line, unchanged. The loss options may instead come from
 Hydra (``+model.model.loss_kwargs.lambda2=0.5``), which win over the flags. ``--gap-split none`` turns
-the per-epoch gap evaluation off. CoMM's code is imported from ``--comm-root`` and never copied.
+the per-epoch gap evaluation off. ``--data-path`` reads a MultiBench affect pickle (MOSI, UR-FUNNY,
+MuSTARD, MOSEI) from there instead of the path in CoMM's ``dataset/catalog.json`` (which CoMM otherwise
+asks you to edit). CoMM's code is imported from ``--comm-root`` and never copied.
 """
 from __future__ import annotations
 
@@ -37,6 +40,8 @@ def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
     parser.add_argument("--t", type=float, default=comm_loss.DEFAULTS["t"], help="L_CU's t")
     parser.add_argument("--anchor", type=int, default=comm_loss.DEFAULTS["anchor"], help="L_ATP's anchor modality")
     parser.add_argument("--views", choices=("both", "aug1", "aug2"), default=comm_loss.DEFAULTS["views"])
+    parser.add_argument("--data-path", default=None,
+                        help="MultiBench affect pickle to read instead of dataset/catalog.json's path")
     parser.add_argument("--gap-split", choices=("train", "val", "test", "none"), default="test",
                         help="split of the labelled data module evaluated after each validation epoch")
     return parser.parse_args(own), hydra_overrides
@@ -59,6 +64,39 @@ def add_callback_to_trainers(make_callback) -> None:
     pytorch_lightning.Trainer.__init__ = __init__
 
 
+def redirect_affect_data(path: str) -> None:
+    """Make CoMM's ``Affect`` data set (dataset/affect/get_data.py) read ``path`` whatever the catalog says."""
+    from dataset.affect.get_data import Affect
+
+    from .._upstream import check_signature
+    check_signature(Affect, "__init__", ("self", "data_path"))
+    original = Affect.__init__
+    if getattr(original, "_modgap_wrapped", False):
+        original = original.__wrapped__
+
+    @functools.wraps(original)
+    def __init__(self, data_path, *args, **kwargs):
+        original(self, path, *args, **kwargs)
+
+    __init__._modgap_wrapped = True
+    Affect.__init__ = __init__
+
+
+def comm_arguments(config: dict, comm_root: str, output_dir: str) -> List[str]:
+    """This launcher's command line for a composed config (configs/train.yaml + ``+experiment=mosi`` ...)."""
+    data, loss, comm = config["data"], config["loss"], config["comm"]
+    data_path = os.path.join(str(data["root"]), str(data["file"]))
+    return ["--comm-root", str(comm_root), "--script", str(comm["script"]),
+            "--lambda1", str(float(loss.get("lambda1", 0.0))), "--lambda2", str(float(loss.get("lambda2", 0.0))),
+            "--t", str(float(loss.get("t", 2.0))), "--anchor", str(int(loss.get("anchor", 0))),
+            "--data-path", data_path, "--",
+            f"data.data_module.dataset={data['comm_name']}", "model=comm",
+            f"trainer.max_epochs={int(config['epochs'])}", f"optim.lr={config['lr']}",
+            f"optim.weight_decay={config['wd']}", f"data.data_module.batch_size={int(config['batch_size'])}",
+            f"seed={int(config['seed'])}", f"trainer.default_root_dir={output_dir}",
+            f"+exp_name={config['run_name']}", *[str(o) for o in comm.get("overrides") or []]]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args, hydra_overrides = parse(list(sys.argv[1:] if argv is None else argv))
     root = os.path.abspath(args.comm_root)
@@ -67,6 +105,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         raise SystemExit(f"modgap.patches.comm: {root} is not a CoMM checkout with {args.script} "
                          "(expected losses/comm_loss.py beside it)")
     sys.path.insert(0, root)
+    if args.data_path:
+        if not os.path.isfile(args.data_path):
+            raise SystemExit(f"modgap.patches.comm: --data-path {args.data_path} is not a file")
+        redirect_affect_data(os.path.abspath(args.data_path))
     comm_loss.install(lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, anchor=args.anchor, views=args.views)
     if args.gap_split != "none":
         add_callback_to_trainers(lambda: gap_callback.make_gap_callback(split=args.gap_split))

@@ -199,3 +199,46 @@ def test_launcher_separates_its_options_from_comms_hydra_overrides(tmp_path):
     assert overrides == ["model=comm", "+model.model.loss_kwargs.lambda1=2"]
     with pytest.raises(SystemExit, match="not a CoMM checkout"):
         launcher.main(["--comm-root", str(tmp_path), "--", "model=comm"])
+
+
+def test_experiment_configs_give_the_table_6_commands():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    for experiment, comm_name, file in (("mosi", "mosi", "mosi_data.pkl"), ("urfunny", "humor", "humor.pkl"),
+                                        ("mustard", "sarcasm", "sarcasm.pkl")):
+        for loss, weight in (("comm", 0.0), ("ours", 1.0)):
+            cfg = modgap.config.compose(root / "configs", "train", [
+                f"+experiment={experiment}", "data.root=/data/multibench", "comm.root=/src/CoMM", f"loss={loss}",
+                "comm.overrides=[trainer.devices=4]"])
+            args, overrides = launcher.parse(launcher.comm_arguments(cfg, "/src/CoMM", "/out"))
+            assert args.data_path == f"/data/multibench/{file}" and args.comm_root == "/src/CoMM"
+            assert args.script == "main_multibench_all-mod.py"
+            assert args.lambda1 == weight and args.lambda2 == weight and args.t == 2.0 and args.anchor == 0
+            assert overrides[:2] == [f"data.data_module.dataset={comm_name}", "model=comm"]
+            assert {"trainer.max_epochs=100", "optim.lr=0.0001", "optim.weight_decay=0.01", "seed=42",
+                    "data.data_module.batch_size=64", "trainer.default_root_dir=/out",
+                    f"+exp_name={experiment}_{loss}_seed42"} <= set(overrides)
+            assert overrides[-1] == "trainer.devices=4"
+
+
+def test_data_path_redirects_comms_affect_data_set(tmp_path, monkeypatch):
+    (tmp_path / "dataset" / "affect").mkdir(parents=True)
+    (tmp_path / "dataset" / "__init__.py").write_text("")
+    (tmp_path / "dataset" / "affect" / "__init__.py").write_text("")
+    (tmp_path / "dataset" / "affect" / "get_data.py").write_text(textwrap.dedent('''
+        class Affect:
+            def __init__(self, data_path, dataset, split="train", modalities=("vision", "audio", "text")):
+                self.data_path, self.dataset, self.split = data_path, dataset, split
+        '''))
+    for name in ("dataset", "dataset.affect", "dataset.affect.get_data"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        launcher.redirect_affect_data("/data/mosi_data.pkl")
+        launcher.redirect_affect_data("/data/humor.pkl")  # a second call replaces the first, no nesting
+        from dataset.affect.get_data import Affect
+        data = Affect("/path/to/mosi/mosi_data.pkl", dataset="mosi", split="valid")
+        assert (data.data_path, data.dataset, data.split) == ("/data/humor.pkl", "mosi", "valid")
+    finally:
+        for name in ("dataset", "dataset.affect", "dataset.affect.get_data"):
+            sys.modules.pop(name, None)
