@@ -42,6 +42,21 @@ def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
     return parser.parse_args(own), run_args
 
 
+def gram_arguments(config: dict, output_dir: str) -> List[str]:
+    """The torchrun command of one run for a composed config (configs/train.yaml + ``+experiment=msrvtt``)."""
+    loss, gram, data = config["loss"], config["gram"], config["data"]
+    argv = ["torchrun", f"--nproc-per-node={int(gram['nproc_per_node'])}", "-m", "modgap.patches.gram",
+            "--root", str(gram["root"]), "--model", str(gram["model"]),
+            "--lambda1", str(float(loss.get("lambda1", 0.0))), "--lambda2", str(float(loss.get("lambda2", 0.0))),
+            "--t", str(float(loss.get("t", 2.0))), "--modalities", str(gram["modalities"]), "--itc", str(gram["itc"])]
+    if data.get("categories"):
+        argv += ["--categories", str(data["categories"])]
+    return argv + ["--", "--learning_rate", str(gram["learning_rate"]), "--checkpointing", "true",
+                   "--first_eval", "true", "--save_best", "true", "--config", str(gram["config"]),
+                   "--pretrain_dir", str(gram["pretrain_dir"]), "--output_dir",
+                   f"{output_dir}/{config['run_name']}"]
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     args, run_args = parse(list(sys.argv[1:] if argv is None else argv))
     root = os.path.abspath(args.root)

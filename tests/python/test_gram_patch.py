@@ -18,6 +18,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import modgap
 from modgap.patches import gram
 from modgap.patches.gram import launcher
 from reference import atp_formula, centroid_uniformity_formula
@@ -205,3 +206,41 @@ def test_launcher_keeps_run_py_arguments_and_checks_the_checkout(tmp_path):
     assert run_args == ["--config", "x.json", "--learning_rate", "2e-5"]
     with pytest.raises(SystemExit, match="no run.py"):
         launcher.main(["--root", str(tmp_path)])
+
+
+def test_msrvtt_experiment_gives_the_torchrun_commands():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    for loss, weight in (("clip_lt", 0.0), ("ours", 1.0)):
+        cfg = modgap.config.compose(root / "configs", "train", [
+            "+experiment=msrvtt", "gram.root=/src/GRAM", "gram.pretrain_dir=/ckpt/gram", f"loss={loss}",
+            "data.categories=/data/cat.json", "gram.nproc_per_node=8"])
+        argv = launcher.gram_arguments(cfg, "/out")
+        assert argv[:4] == ["torchrun", "--nproc-per-node=8", "-m", "modgap.patches.gram"]
+        args, run_args = launcher.parse(argv[4:])
+        assert (args.root, args.model, args.itc, args.modalities) == ("/src/GRAM", "gram", "cosine", "tva")
+        assert args.lambda1 == weight and args.lambda2 == weight and args.categories == "/data/cat.json"
+        assert run_args[run_args.index("--config") + 1] == "./config/gram/finetune_cfg/retrieval-msrvtt.json"
+        assert run_args[run_args.index("--pretrain_dir") + 1] == "/ckpt/gram"
+        assert run_args[run_args.index("--output_dir") + 1] == f"/out/msrvtt_{loss}_seed50"
+        assert run_args[run_args.index("--learning_rate") + 1] == "2e-05"
+
+
+def test_msrvtt_categories_from_videodatainfo(tmp_path):
+    import importlib.util
+    from pathlib import Path
+    spec = importlib.util.spec_from_file_location(
+        "msrvtt_categories", Path(__file__).resolve().parents[2] / "scripts" / "msrvtt_categories.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    train = tmp_path / "train_val_videodatainfo.json"
+    test = tmp_path / "test_videodatainfo.json"
+    train.write_text(json.dumps({"videos": [{"video_id": "video0", "category": 9}, {"video_id": "video1", "category": 16}]}))
+    test.write_text(json.dumps({"videos": [{"video_id": "video7020", "category": 0}]}))
+    assert module.categories([str(train), str(test)]) == {"video0": 9, "video1": 16, "video7020": 0}
+    test.write_text(json.dumps({"videos": [{"video_id": "video0", "category": 3}]}))
+    with pytest.raises(SystemExit, match="video0 has categories 9 and 3"):
+        module.categories([str(train), str(test)])
+    test.write_text(json.dumps({"sentences": []}))
+    with pytest.raises(SystemExit, match="no 'videos' list"):
+        module.categories([str(test)])
