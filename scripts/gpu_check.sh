@@ -9,12 +9,12 @@
 # build. What is still to run (issues 2-4). A drawn task now has 15 device-minutes in all, each call
 # about a minute of start-up, so two calls:
 #
-#   run(command="DEADLINE_S=540 PACK=log EVAL_TASKS=kmeans BENCH_ROW='32768 1024 bf16' bash scripts/gpu_check.sh build export-lib pytest-parallel bench-eval bench-cu-row ctest profile config-backtrace", carry=[".gpu"], timeout_s=600)
+#   run(command="DEADLINE_S=540 PACK=log EVAL_TASKS=kmeans bash scripts/gpu_check.sh build export-lib pytest-parallel bench-eval tile-sweep ctest profile config-backtrace", carry=[".gpu"], timeout_s=600)
 #   run(command="DEADLINE_S=300 LARGE_DIMS=1024 LARGE_SIZES=65536 LARGE_REPEATS=2 bash scripts/gpu_check.sh build vit bench-cu-large", carry=[".gpu"], timeout_s=330)
 #
 # The first checks issue 2's remaining CUDA tests (pytest-parallel), measures the k-means change
 # (cluster-sum kernel, one sync per iteration; bench-eval prints ms per Lloyd iteration) and the bf16
-# row of issue 4, and profiles both; the second (its library carried in .gpu/prebuilt from the first)
+# row of issue 4 for four tile shapes (tile-sweep; the first is the default), and profiles both; the second (its library carried in .gpu/prebuilt from the first)
 # measures the ViT-B/32 overhead and N = 65536 at D = 1024. The device tool's status named an H200 on
 # 2026-11-30 (the first run was on an H100): say which one a number comes from.
 # Results go to $OUT (at most 8 files come back per call; PACK=<name> tars the rest), or build/gpu-out
@@ -24,7 +24,7 @@
 # Stages: build, export-lib, test (ctest + CUDA tests + the whole pytest suite, serial), ctest,
 # pytest-parallel (8 workers), accuracy, bench-cu (N 4096-32768, every precision, the references),
 # bench-cu-row (BENCH_ROW="N D precision"), bench-cu-large (LARGE_SIZES, LARGE_DIMS), vit (ViT-B/32 step
-# overhead at batch 4096), bench-eval (EVAL_TASKS), profile (bench/profile_gpu.py), config-backtrace
+# overhead at batch 4096), bench-eval (EVAL_TASKS), tile-sweep (TILES), profile (bench/profile_gpu.py), config-backtrace
 # (cuda-gdb on a GoogleTest ConfigTest case, which segfaulted there), build-background / wait-build.
 set -uo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -127,6 +127,14 @@ stage_bench_cu_row() {  # one row of bench-cu: BENCH_ROW="N D precision"
     --out "$OUT/gpu_centroid_uniformity_row" || status=1
 }
 
+stage_tile_sweep() {  # bf16 N=32768 D=1024 forward+backward per tile shape (MODGAP_CU_CUDA_TILE), modgap only
+  for tile in ${TILES:-2048x8192 4096x8192 4096x16384 8192x8192}; do
+    log "tile-sweep $tile"
+    MODGAP_CU_CUDA_TILE=$tile timeout "$(left 60)" "$PY" bench/bench_cu_scale.py --device cuda --sizes 32768 --dims 1024 \
+      --precisions bf16 --impls modgap --out "$OUT/gpu_tile_$tile" 2>&1 | grep -E "^\| 32768" || status=1
+  done
+}
+
 stage_build_background() {  # the build, niced, beside GPU-bound stages (their timings are not CPU-bound)
   log "build (background)"
   ( MODGAP_FORCE_BUILD=1 PACK= nice -n 19 bash "$0" build >"$OUT/build_bg.log" 2>&1 ) &
@@ -195,6 +203,7 @@ for stage in "$@"; do
     bench-cu-large) stage_bench_cu_large ;;
     vit) stage_vit ;;
     bench-eval) stage_bench_eval ;;
+    tile-sweep) stage_tile_sweep ;;
     *) echo "unknown stage $stage"; exit 2 ;;
   esac
 done

@@ -131,8 +131,10 @@ void pair_weights_cpu_kernel(const at::Tensor& dots, const at::Tensor& sq_norms,
 struct CentroidUniformityCpuEpilogue {
   // 512 x 2048 float32 tiles (4 MiB): measured on 2 cores, BLAS runs ~1.5x faster on them than on
   // 256 x 1024 tiles, and three of them stay well inside the memory budget.
-  static constexpr int64_t kTileRows = 512;
-  static constexpr int64_t kTileCols = 2048;
+  static cu::TileShape tile_shape() {
+    static const cu::TileShape shape = cu::tile_shape_from_environment("MODGAP_CU_CPU_TILE", {512, 2048});
+    return shape;
+  }
 
   static void row_logsumexp(const at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0,
                             double t, at::Tensor& row_max, at::Tensor& row_sum) {

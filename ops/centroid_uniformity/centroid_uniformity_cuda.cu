@@ -140,9 +140,12 @@ int grid_size_for(int64_t work_items) {
 
 struct CentroidUniformityCudaEpilogue {
   // 2048 x 8192 float32 tiles (64 MiB each, three live with gradients): large enough for cuBLAS to
-  // run near its peak.
-  static constexpr int64_t kTileRows = 2048;
-  static constexpr int64_t kTileCols = 8192;
+  // run near its peak. MODGAP_CU_CUDA_TILE=ROWSxCOLS overrides it (squarer tiles give the row-side
+  // W u GEMM a larger output: a [2048, D] output is about 64 cuBLAS tiles for 132 SMs).
+  static cu::TileShape tile_shape() {
+    static const cu::TileShape shape = cu::tile_shape_from_environment("MODGAP_CU_CUDA_TILE", {2048, 8192});
+    return shape;
+  }
 
   static void row_logsumexp(const at::Tensor& tile, const at::Tensor& sq_norms, int64_t row0, int64_t col0,
                             double t, at::Tensor& row_max, at::Tensor& row_sum) {

@@ -4,7 +4,7 @@
 // centroid_uniformity_cuda.cu), given as
 //
 //   struct Epilogue {
-//     static constexpr int64_t kTileRows, kTileCols;
+//     static TileShape tile_shape();   // rows x cols of a tile of pairs, rows <= cols
 //     // dots[r, c] = u_{row0+r} . u_{col0+c}; fold -t d_ij of the pairs j > i into the running
 //     // per-row log-sum-exp state (row_max, row_sum).
 //     static void row_logsumexp(const at::Tensor& dots, const at::Tensor& sq_norms, int64_t row0,
@@ -23,7 +23,7 @@
 // Only pairs i < j are visited (row block r against column blocks starting at r). Without gradients
 // each pair costs one GEMM entry; with gradients the tile is used twice more (W u and W^T u) in the
 // same pass and the backward is a scale: 1.5 N^2 D multiply-adds in all. Extra memory is O(N D) plus a
-// few kTileRows x kTileCols tiles: the N x N matrix is never formed.
+// few tile_shape() tiles: the N x N matrix is never formed.
 //
 // Precision of the GEMMs follows the input (GemmOperands): float64 and float32 centroids go to the
 // GEMMs as they are (on CUDA, float32 GEMMs use TF32 exactly when PyTorch's own matmul setting,
@@ -40,6 +40,8 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <limits>
 #include <tuple>
 #include <vector>
@@ -68,6 +70,32 @@
 
 namespace modgap {
 namespace cu {
+
+// Rows x columns of the tiles of pairs. Each backend has a default; the environment variable it names
+// (MODGAP_CU_CPU_TILE / MODGAP_CU_CUDA_TILE, "ROWSxCOLS", read once per process) overrides it, so a
+// GPU run can compare tile shapes without a rebuild (scripts/gpu_check.sh tile-sweep). Any shape gives
+// the same pairs, hence the same loss up to summation order (tests/python/test_losses.py).
+struct TileShape {
+  int64_t rows;
+  int64_t cols;
+};
+
+inline TileShape tile_shape_from_environment(const char* variable, TileShape fallback) {
+  const char* text = std::getenv(variable);
+  if (text == nullptr || *text == '\0') {
+    return fallback;
+  }
+  long long rows = 0;
+  long long cols = 0;
+  char separator = 0;
+  char trailing = 0;
+  const int fields = std::sscanf(text, "%lld%c%lld%c", &rows, &separator, &cols, &trailing);
+  TORCH_CHECK_VALUE(fields == 3 && separator == 'x' && rows >= 16 && cols >= rows && cols <= (1LL << 20), variable,
+                    " must be ROWSxCOLS with 16 <= ROWS <= COLS <= 2^20 (the tile of pairs of centroid_uniformity), got '",
+                    text, "'");
+  return {static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
+}
+
 
 // Centroids in the accumulation dtype (float32 for half/bfloat16/float32 inputs, float64 for float64).
 struct Centroids {
@@ -168,11 +196,12 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_tiled(const Centr
   const int64_t num_rows = u.size(0);
   at::Tensor row_max = at::full({num_rows}, -std::numeric_limits<double>::infinity(), u.options());
   at::Tensor row_sum = at::zeros({num_rows}, u.options());
-  for (int64_t row0 = 0; row0 < num_rows; row0 += Epilogue::kTileRows) {
-    const int64_t rows = std::min(Epilogue::kTileRows, num_rows - row0);
+  const TileShape tile = Epilogue::tile_shape();
+  for (int64_t row0 = 0; row0 < num_rows; row0 += tile.rows) {
+    const int64_t rows = std::min(tile.rows, num_rows - row0);
     const at::Tensor u_rows = operands.dots_u.narrow(0, row0, rows);
-    for (int64_t col0 = row0; col0 < num_rows; col0 += Epilogue::kTileCols) {
-      const int64_t cols = std::min(Epilogue::kTileCols, num_rows - col0);
+    for (int64_t col0 = row0; col0 < num_rows; col0 += tile.cols) {
+      const int64_t cols = std::min(tile.cols, num_rows - col0);
       const at::Tensor dots = tile_dots(u_rows, operands.dots_u.narrow(0, col0, cols), u.scalar_type());
       Epilogue::row_logsumexp(dots, operands.dots_sq_norms, row0, col0, t, row_max, row_sum);
     }
@@ -259,15 +288,16 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_sta
   at::Tensor weighted = at::zeros_like(u);                     // sum_{j!=i} exp(x_ij - shift) u_j
   // Weights in a dtype other than the dots' need their own tile; a flat buffer so that every
   // [rows, cols] view of it is contiguous.
+  const TileShape tile = Epilogue::tile_shape();
   at::Tensor weights_buffer;
   if (weight_dtype != acc_dtype) {
-    weights_buffer = at::empty({std::min(Epilogue::kTileRows, num_rows) * std::min(Epilogue::kTileCols, num_rows)},
+    weights_buffer = at::empty({std::min(tile.rows, num_rows) * std::min(tile.cols, num_rows)},
                                u.options().dtype(weight_dtype));
   }
-  for (int64_t row0 = 0; row0 < num_rows; row0 += Epilogue::kTileRows) {
-    const int64_t rows = std::min(Epilogue::kTileRows, num_rows - row0);
-    for (int64_t col0 = row0; col0 < num_rows; col0 += Epilogue::kTileCols) {
-      const int64_t cols = std::min(Epilogue::kTileCols, num_rows - col0);
+  for (int64_t row0 = 0; row0 < num_rows; row0 += tile.rows) {
+    const int64_t rows = std::min(tile.rows, num_rows - row0);
+    for (int64_t col0 = row0; col0 < num_rows; col0 += tile.cols) {
+      const int64_t cols = std::min(tile.cols, num_rows - col0);
       at::Tensor dots =
           tile_dots(operands.dots_u.narrow(0, row0, rows), operands.dots_u.narrow(0, col0, cols), acc_dtype);
       at::Tensor weights = weight_dtype == acc_dtype ? dots : weights_buffer.narrow(0, 0, rows * cols).view({rows, cols});
@@ -301,15 +331,16 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_onl
   at::Tensor pair_sum = at::zeros({num_rows}, u.options());      // sum_{j>i} exp(x_ij - m_i): each pair once
   at::Tensor weight_sum = at::zeros({num_rows}, u.options());    // sum_{j!=i} exp(x_ij - m_i)
   at::Tensor weighted = at::zeros_like(u);                       // sum_{j!=i} exp(x_ij - m_i) u_j
-  for (int64_t row0 = 0; row0 < num_rows; row0 += Epilogue::kTileRows) {
-    const int64_t rows = std::min(Epilogue::kTileRows, num_rows - row0);
+  const TileShape tile = Epilogue::tile_shape();
+  for (int64_t row0 = 0; row0 < num_rows; row0 += tile.rows) {
+    const int64_t rows = std::min(tile.rows, num_rows - row0);
     const at::Tensor u_rows = u.narrow(0, row0, rows);
-    for (int64_t col0 = row0; col0 < num_rows; col0 += Epilogue::kTileCols) {
-      const int64_t cols = std::min(Epilogue::kTileCols, num_rows - col0);
+    for (int64_t col0 = row0; col0 < num_rows; col0 += tile.cols) {
+      const int64_t cols = std::min(tile.cols, num_rows - col0);
       const at::Tensor u_cols = u.narrow(0, col0, cols);
       at::Tensor logits = at::mm(u_rows, u_cols.t());
       Epilogue::pair_logits(logits, centroids.sq_norms, row0, col0, t);  // -t d_ij for j > i, -inf otherwise
-      // New running maxima. The first column block starts at row0 (kTileCols >= kTileRows), so the
+      // New running maxima. The first column block starts at row0 (tile.cols >= tile.rows), so the
       // tile's rows are then a prefix of its columns and share their state; later blocks are disjoint.
       const bool rows_inside_cols = col0 == row0;
       at::Tensor max_cols = at::maximum(running_max.narrow(0, col0, cols), std::get<0>(logits.max(0)));

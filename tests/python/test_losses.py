@@ -166,6 +166,65 @@ def test_tiles_across_the_column_block():
                                    rtol=1e-11, atol=0)
 
 
+_TILE_SCRIPT = r"""
+import sys, torch, modgap
+from conftest import make_embeddings
+out = {}
+for name, t, normalize, scale in (("static", 3.0, True, 1.0), ("online", 31.0, True, 1.0), ("unnormalised", 2.0, False, 40.0)):
+    z = [x * scale for x in make_embeddings(3, 301, 5, seed=43)]
+    for x in z:
+        x.requires_grad_(True)
+    loss = modgap.centroid_uniformity(z, t, normalize)
+    with torch.no_grad():
+        forward_only = modgap.centroid_uniformity([x.detach() for x in z], t, normalize)
+    out[name] = (loss.detach(), forward_only, torch.autograd.grad(loss, z))
+torch.save(out, sys.argv[1])
+"""
+
+
+@pytest.mark.parametrize("tile", ["48x80", "16x16", "301x301", "64x4096"])
+def test_any_tile_shape_gives_the_same_loss_and_gradients(tmp_path, tile):
+    """MODGAP_CU_CPU_TILE (MODGAP_CU_CUDA_TILE on the GPU) changes only the order of the sums: tiles that do
+    not divide N, square ones, one tile for everything and one row block spanning all columns, through the
+    static-shift, running-maximum and forward-only passes, against the default shape (in a fresh process
+    each: the shape is read once)."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    here = Path(__file__).resolve().parent
+    results = {}
+    for label, value in (("default", None), ("tile", tile)):
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(here), os.environ.get("PYTHONPATH", "")]))
+        env.pop("MODGAP_CU_CPU_TILE", None)
+        if value:
+            env["MODGAP_CU_CPU_TILE"] = value
+        path = tmp_path / f"{label}.pt"
+        run = subprocess.run([sys.executable, "-c", _TILE_SCRIPT, str(path)], env=env, capture_output=True, text=True)
+        assert run.returncode == 0, run.stderr[-2000:]
+        results[label] = torch.load(path)
+    for name, (loss, forward_only, grads) in results["tile"].items():
+        ref_loss, ref_forward, ref_grads = results["default"][name]
+        torch.testing.assert_close(loss, ref_loss, rtol=1e-13, atol=1e-13)
+        torch.testing.assert_close(forward_only, ref_forward, rtol=1e-13, atol=1e-13)
+        for g, ref in zip(grads, ref_grads):
+            torch.testing.assert_close(g, ref, rtol=1e-10, atol=1e-14)
+
+
+@pytest.mark.parametrize("value", ["2048", "64x32", "8x8", "axb", "64x128x2"])
+def test_a_malformed_tile_shape_is_a_clear_error(value):
+    import os
+    import subprocess
+    import sys
+    env = dict(os.environ, MODGAP_CU_CPU_TILE=value)
+    code = "import torch, modgap; modgap.centroid_uniformity([torch.randn(8, 3), torch.randn(8, 3)])"
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert run.returncode != 0
+    assert f"MODGAP_CU_CPU_TILE must be ROWSxCOLS with 16 <= ROWS <= COLS <= 2^20" in run.stderr
+    assert f"got '{value}'" in run.stderr
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("requires_grad", [False, True])
 def test_half_inputs_use_centroids_rounded_to_the_input_dtype(dtype, requires_grad):
