@@ -15,7 +15,6 @@ Then it prints the `python -m modgap.patches.open_clip` commands for CLIP (LT), 
 from __future__ import annotations
 
 import pickle
-import shlex
 import sys
 from pathlib import Path
 
@@ -23,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 import modgap
-from modgap.patches.open_clip.launcher import training_arguments
+from modgap.patches.open_clip.launcher import paper_run_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("clip_lt", "clip_ft", "ours")
@@ -78,19 +77,10 @@ def prepare(cfg: dict) -> dict:
     return written
 
 
-def commands(cfg: dict, overrides: list[str]) -> list[str]:
+def commands(cfg: dict, overrides: list) -> list:
     """The training commands of the three runs, with the config's settings and the same overrides."""
-    data = cfg["data"]
-    lines = []
-    for loss in RUNS:
-        argv = ["python", "-m", "modgap.patches.open_clip",
-                *training_arguments(cfg, train_data=data["train_csv"], val_data=data["val_csv"],
-                                    logs=str(Path(data["root"]) / "logs"), name=f"cifar10_{loss}_seed{cfg['seed']}"),
-                "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(data["val_labels"]),
-                "--modgap-override=+experiment=cifar10", *[f"--modgap-override={o}" for o in overrides],
-                f"--modgap-override=loss={loss}"]
-        lines.append(shlex.join(argv))
-    return lines
+    return paper_run_commands(cfg, experiment="cifar10", overrides=overrides, runs=RUNS,
+                              config_file=str(ROOT / "configs" / "train.yaml"))
 
 
 def main(overrides: list[str]) -> None:

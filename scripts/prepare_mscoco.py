@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import json
 import random
-import shlex
 import sys
 from collections import defaultdict
 from pathlib import Path
 
 import modgap
-from modgap.patches.open_clip.launcher import training_arguments
+from modgap.patches.open_clip.launcher import paper_run_commands
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ("clip_lt", "clip_ft", "ours")
@@ -93,17 +92,9 @@ def prepare(cfg: dict) -> dict:
 
 
 def commands(cfg: dict, overrides: list) -> list:
-    data = cfg["data"]
-    lines = []
-    for loss in RUNS:
-        argv = ["python", "-m", "modgap.patches.open_clip",
-                *training_arguments(cfg, train_data=data["train_csv"], val_data=data["val_csv"],
-                                    logs=str(Path(data["root"]) / "logs"), name=f"mscoco_{loss}_seed{cfg['seed']}"),
-                "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(data["val_labels"]),
-                "--modgap-override=+experiment=mscoco", *[f"--modgap-override={o}" for o in overrides],
-                f"--modgap-override=loss={loss}"]
-        lines.append(shlex.join(argv))
-    return lines
+    """The training commands of the three runs, with the config's settings and the same overrides."""
+    return paper_run_commands(cfg, experiment="mscoco", overrides=overrides, runs=RUNS,
+                              config_file=str(ROOT / "configs" / "train.yaml"))
 
 
 def main(overrides: list) -> None:

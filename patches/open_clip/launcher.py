@@ -6,9 +6,10 @@ import json
 import logging
 import math
 import os
+import shlex
 import tempfile
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -214,6 +215,25 @@ def training_arguments(cfg: dict, *, train_data: str, val_data: str, logs: str, 
         "--name", name, "--logs", str(logs),
     ]
     return arguments + (["--device", device] if device else [])
+
+
+def paper_run_commands(cfg: dict, *, experiment: str, overrides: List[str], runs: Sequence[str],
+                       config_file: str) -> List[str]:
+    """One ``python -m modgap.patches.open_clip`` command per loss in ``runs`` for a composed
+    ``+experiment=<experiment>`` config whose data group names ``train_csv``, ``val_csv`` and ``val_labels``
+    (scripts/prepare_cifar10.py, scripts/prepare_mscoco.py); logs go to ``data.root/logs``."""
+    data = cfg["data"]
+    lines = []
+    for loss in runs:
+        argv = ["python", "-m", "modgap.patches.open_clip",
+                *training_arguments(cfg, train_data=data["train_csv"], val_data=data["val_csv"],
+                                    logs=str(os.path.join(str(data["root"]), "logs")),
+                                    name=f"{experiment}_{loss}_seed{cfg['seed']}"),
+                "--modgap-config", str(config_file), "--modgap-val-labels", str(data["val_labels"]),
+                f"--modgap-override=+experiment={experiment}", *[f"--modgap-override={o}" for o in overrides],
+                f"--modgap-override=loss={loss}"]
+        lines.append(shlex.join(argv))
+    return lines
 
 
 def main(argv: Optional[List[str]] = None):

@@ -31,3 +31,18 @@ def make_embeddings(num_modalities, n, d, dtype=torch.float64, device="cpu", see
 @pytest.fixture(params=DEVICES)
 def device(request):
     return request.param
+
+
+def run_printed_training_command(command: str, run_dir, env: dict, cwd) -> dict:
+    """Run one `python -m modgap.patches.open_clip ...` line a prepare script printed, for one epoch on the
+    CPU with validation, and return the last line of its results.jsonl (``run_dir``: logs/<name>)."""
+    import json
+    import shlex
+    import subprocess
+    import sys
+    argv = shlex.split(command)
+    argv[0] = sys.executable
+    run = subprocess.run(argv + ["--device", "cpu", "--val-frequency", "1", "--save-frequency", "1"],
+                         capture_output=True, text=True, env=env, cwd=cwd)
+    assert run.returncode == 0, (run.stdout + run.stderr)[-3000:]
+    return json.loads((run_dir / "checkpoints" / "results.jsonl").read_text().splitlines()[-1])

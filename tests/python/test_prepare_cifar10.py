@@ -2,16 +2,16 @@
 be downloaded here), then one of the training commands it prints, run for one epoch with the tiny model."""
 from __future__ import annotations
 
-import json
 import os
 import pickle
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from conftest import run_printed_training_command
 
 ROOT = Path(__file__).resolve().parents[2]
 CLASSES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
@@ -52,13 +52,7 @@ def test_prepares_the_files_and_prints_runnable_commands(tmp_path):
     commands = [line for line in run.stdout.splitlines() if "modgap.patches.open_clip" in line]
     assert len(commands) == 3 and all("--model modgap-tiny" in c and "--epochs 1" in c for c in commands)
     assert commands[2].endswith("--modgap-override=loss=ours")
-    argv = shlex.split(commands[2])
-    argv[0] = sys.executable
-    train = subprocess.run(argv + ["--device", "cpu", "--val-frequency", "1", "--save-frequency", "1"],
-                           capture_output=True, text=True, env=env, cwd=ROOT)
-    assert train.returncode == 0, (train.stdout + train.stderr)[-3000:]
-    results = (tmp_path / "logs" / "cifar10_ours_seed0" / "checkpoints" / "results.jsonl").read_text().splitlines()
-    metrics = json.loads(results[-1])
+    metrics = run_printed_training_command(commands[2], tmp_path / "logs" / "cifar10_ours_seed0", env, ROOT)
     assert "modgap_gap" in metrics and "modgap_v_measure" in metrics
     params = (tmp_path / "logs" / "cifar10_ours_seed0" / "params.txt").read_text()
     assert "'temperature': 0.07" in params and "'lambda1': 1.0" in params

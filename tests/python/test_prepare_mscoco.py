@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import shlex
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from conftest import run_printed_training_command
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,11 +64,5 @@ def test_prepares_the_tsvs_and_prints_runnable_commands(tmp_path):
     commands = [line for line in run.stdout.splitlines() if "modgap.patches.open_clip" in line]
     assert len(commands) == 3 and commands[2].endswith("--modgap-override=loss=ours")
     assert all("--modgap-override=+experiment=mscoco" in c and "--model modgap-tiny" in c for c in commands)
-    argv = shlex.split(commands[2])
-    argv[0] = sys.executable
-    trained = subprocess.run(argv + ["--device", "cpu", "--val-frequency", "1", "--save-frequency", "1"],
-                             capture_output=True, text=True, env=env, cwd=ROOT)
-    assert trained.returncode == 0, (trained.stdout + trained.stderr)[-3000:]
-    results = (tmp_path / "logs" / "mscoco_ours_seed42" / "checkpoints" / "results.jsonl").read_text().splitlines()
-    metrics = json.loads(results[-1])
+    metrics = run_printed_training_command(commands[2], tmp_path / "logs" / "mscoco_ours_seed42", env, ROOT)
     assert "modgap_gap" in metrics and "modgap_v_measure" in metrics
