@@ -18,8 +18,9 @@ import torch
 import modgap
 
 
-def embed_modalities(pl_module, loader) -> tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
-    """Per-modality head outputs {modality_i: [N, D]} of a CoMM model on ``loader``'s (X, y) batches."""
+def embed_modalities(pl_module, loader, names=None) -> tuple[Dict[str, torch.Tensor], Optional[torch.Tensor]]:
+    """Per-modality head outputs {name: [N, D]} of a CoMM model on ``loader``'s (X, y) batches; ``names``
+    (CoMM's modality names, e.g. vision, text, audio), else modality0, modality1, ..."""
     chunks: Dict[str, list] = {}
     labels = []
     device = pl_module.device
@@ -29,7 +30,8 @@ def embed_modalities(pl_module, loader) -> tuple[Dict[str, torch.Tensor], Option
             X = [x.to(device) if isinstance(x, torch.Tensor) else x for x in X]
             masks = pl_module.gen_all_possible_masks(len(X))[:-1]  # one mask per modality, not the fused one
             for i, z in enumerate(pl_module.encoder(X, mask_modalities=masks)):
-                chunks.setdefault(f"modality{i}", []).append(pl_module.head(z).float().cpu())
+                name = str(names[i]) if names is not None and i < len(names) else f"modality{i}"
+                chunks.setdefault(name, []).append(pl_module.head(z).float().cpu())
             labels.append(torch.as_tensor(y).reshape(len(X[0]), -1)[:, 0].cpu())
     embeddings = {name: torch.cat(parts) for name, parts in chunks.items()}
     y = torch.cat(labels)
@@ -78,8 +80,11 @@ def make_gap_callback(split: str = "test", every_n_epochs: int = 1, seed: int = 
         def on_validation_epoch_end(self, trainer, pl_module) -> None:
             if trainer.sanity_checking or trainer.current_epoch % every_n_epochs or trainer.global_rank != 0:
                 return
-            loader = getattr(self._data_module(trainer), f"{split}_dataloader")()
-            embeddings, labels = embed_modalities(pl_module, loader)
+            data_module = self._data_module(trainer)
+            loader = getattr(data_module, f"{split}_dataloader")()
+            # MultiBenchDataModule keeps the configured modality names among its dataset kwargs.
+            names = (getattr(data_module, "dataset_kwargs", None) or {}).get("modalities")
+            embeddings, labels = embed_modalities(pl_module, loader, list(names) if names else None)
             self.last = summarize(modgap.evaluate(embeddings, labels, seed=seed))
             for key, value in self.last.items():
                 pl_module.log(key, value, on_epoch=True, rank_zero_only=True)

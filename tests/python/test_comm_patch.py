@@ -189,6 +189,8 @@ def test_gap_evaluation_embeds_each_modality_and_summarizes():
     summary = comm.summarize(modgap.evaluate(embeddings, y))
     e = [F.normalize(embeddings[f"modality{i}"].double(), dim=-1).mean(0) for i in range(2)]
     assert summary["modgap_gap_modality0-modality1"] == pytest.approx((e[0] - e[1]).norm().item(), rel=1e-6)
+    named, _ = comm.embed_modalities(module, loader, ["vision", "text"])  # CoMM's configured names
+    assert list(named) == ["vision", "text"] and torch.equal(named["text"], embeddings["modality1"])
     assert 0.0 <= summary["modgap_v_measure"] <= 1.0 and "modgap_knn_accuracy_joint" in summary
 
 
