@@ -1,11 +1,12 @@
 """Print the commands of the MSR-VTT runs on GRAM's code base (CLIP baseline and ours) from the configs.
 
-    python scripts/gram_commands.py +experiment=msrvtt gram.root=/src/GRAM gram.pretrain_dir=/ckpt/gram \
-        [data.categories=msrvtt_categories.json] [gram.model=vast gram.root=/src/VAST] [any override]
+    python scripts/gram_commands.py data.root=/data/msrvtt gram.root=/src/GRAM gram.pretrain_dir=/ckpt/gram \
+        [data.categories=null] [gram.model=vast gram.root=/src/VAST] [any override]
 
 One torchrun command per arm: loss=clip_lt (the pairwise cosine ITC GRAM ships commented out, restored by
-the patch) and loss=ours (+ lambda1 L_ATP + lambda2 L_CU). With data.categories (scripts/msrvtt_categories.py)
-the validation log also gets V-measure and kNN accuracy over MSR-VTT's 20 categories.
+the patch) and loss=ours (+ lambda1 L_ATP + lambda2 L_CU). data.categories (default
+data.root/msrvtt_categories.json, written by scripts/msrvtt_categories.py; null to leave it out) adds
+V-measure and kNN accuracy over MSR-VTT's 20 categories to the validation log.
 """
 from __future__ import annotations
 

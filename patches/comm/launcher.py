@@ -85,7 +85,7 @@ def redirect_affect_data(path: str) -> None:
 def comm_arguments(config: dict, comm_root: str, output_dir: str) -> List[str]:
     """This launcher's command line for a composed config (configs/train.yaml + ``+experiment=mosi`` ...)."""
     data, loss, comm = config["data"], config["loss"], config["comm"]
-    data_path = os.path.join(str(data["root"]), str(data["file"]))
+    data_path = str(data["path"])
     return ["--comm-root", str(comm_root), "--script", str(comm["script"]),
             "--lambda1", str(float(loss.get("lambda1", 0.0))), "--lambda2", str(float(loss.get("lambda2", 0.0))),
             "--t", str(float(loss.get("t", 2.0))), "--anchor", str(int(loss.get("anchor", 0))),

@@ -59,7 +59,8 @@ def test_every_experiment_composes_once_its_paths_are_given(experiment):
     with pytest.raises(ValueError, match=r"is missing \(\?\?\?\); set it"):
         modgap.config.compose(ROOT / "configs", "train", [f"+experiment={experiment}"])
     cfg = modgap.config.compose(ROOT / "configs", "train", [f"+experiment={experiment}", "data.root=/data"])
-    assert cfg["data"]["name"] == experiment and cfg["epochs"] == 100
+    # 100 epochs in the paper's OpenCLIP runs and CoMM's; GRAM's config JSON sets its own
+    assert cfg["data"]["name"] == experiment and cfg["epochs"] == (None if experiment == "msrvtt" else 100)
 
 
 @pytest.mark.parametrize("data", sorted(p.stem for p in (ROOT / "configs" / "data").glob("*.yaml")))
