@@ -1,8 +1,10 @@
-"""Helpers shared by the patches of unversioned upstream code bases (GRAM/VAST, CoMM)."""
+"""Helpers shared by the patches (OpenCLIP, CoMM, GRAM / VAST)."""
 from __future__ import annotations
 
 import inspect
 from typing import Sequence
+
+import torch
 
 
 def check_signature(owner, name: str, expected: Sequence[str]) -> None:
@@ -15,3 +17,9 @@ def check_signature(owner, name: str, expected: Sequence[str]) -> None:
     if got[:len(expected)] != tuple(expected):
         raise RuntimeError(f"modgap patch: {where}.{name} takes {got}, the patch expects {tuple(expected)} "
                            "(the upstream code changed; the README's patch section names the version read)")
+
+
+def at_least_float32(x: torch.Tensor) -> torch.Tensor:
+    """AMP hands float16/bfloat16 features over: the modgap terms are computed in float32 (the ops accumulate
+    in float32 anyway, and the loss should not come back rounded to half); float32/float64 stay as they are."""
+    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x

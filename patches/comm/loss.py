@@ -35,7 +35,7 @@ import torch.nn.functional as F
 import modgap
 import modgap.distributed
 
-from .._upstream import check_signature
+from .._upstream import at_least_float32, check_signature
 
 #: loss_kwargs keys the patched CoMMLoss takes for modgap (everything else goes to CoMM).
 MODGAP_LOSS_KEYS = ("lambda1", "lambda2", "t", "anchor", "normalize", "views")
@@ -60,9 +60,7 @@ def modality_embeddings(outputs: dict, view_key: str) -> List[torch.Tensor]:
     if len(per_modality) < 2:
         raise ValueError(f"modgap CoMM patch: L_ATP and L_CU need at least 2 modalities besides the fused embedding, "
                          f"got {len(per_modality)} in outputs[{view_key!r}]")
-    # AMP hands half features over; the ops accumulate in float32 anyway, the loss stays float32.
-    return [F.normalize(z.float() if z.dtype in (torch.float16, torch.bfloat16) else z, p=2, dim=-1)
-            for z in per_modality]
+    return [F.normalize(at_least_float32(z), p=2, dim=-1) for z in per_modality]
 
 
 def modgap_terms(outputs: dict, lambda1: float = 1.0, lambda2: float = 1.0, t: float = 2.0, anchor: int = 0,

@@ -33,7 +33,7 @@ import torch.nn.functional as F
 import modgap
 import modgap.distributed
 
-from .._upstream import check_signature
+from .._upstream import at_least_float32, check_signature
 
 DEFAULTS = {"lambda1": 1.0, "lambda2": 1.0, "t": 2.0, "normalize": True, "modalities": ("t", "v", "a"),
             "itc": "volume"}
@@ -41,11 +41,6 @@ DEFAULTS = {"lambda1": 1.0, "lambda2": 1.0, "t": 2.0, "normalize": True, "modali
 MODEL_CLASSES = {"gram": ("model.gram", "GRAM"), "vast": ("model.vast", "VAST")}
 
 _installed: Dict[str, tuple] = {}
-
-
-def _float32(x: torch.Tensor) -> torch.Tensor:
-    # fp16 autocast features (GRAM's default run config) -> float32 terms; float64 stays.
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _world() -> tuple[int, int]:
@@ -90,7 +85,7 @@ def modality_features(model, batch, modalities: Sequence[str]) -> List[torch.Ten
         if not isinstance(feature, torch.Tensor) or feature.dim() != 2:
             raise ValueError(f"modgap GRAM/VAST patch: batch_get(batch, 'feat_{letter}') gave "
                              f"{type(feature).__name__}, expected a [B, D] tensor (is modality {letter!r} in the batch?)")
-        features.append(_float32(feature))
+        features.append(at_least_float32(feature))
     return features
 
 

@@ -9,6 +9,8 @@ from torch import nn
 
 import modgap
 
+from .._upstream import at_least_float32
+
 
 def _gather(image: torch.Tensor, text: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tensor]:
     """All ranks' rows, with ClipLoss's gradient semantics.
@@ -25,11 +27,6 @@ def _gather(image: torch.Tensor, text: torch.Tensor, args) -> tuple[torch.Tensor
     from open_clip.loss import gather_features
     return gather_features(image, text, local_loss=False, gather_with_grad=args.gather_with_grad,
                            rank=args.rank, world_size=world_size, use_horovod=getattr(args, "horovod", False))
-
-
-def _at_least_float32(x: torch.Tensor) -> torch.Tensor:
-    # AMP hands fp16/bf16 features over; float64 stays float64.
-    return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
 
 
 def _linear(epoch_fraction: float, warmup: float, duration: float, start: float, end: float) -> float:
@@ -78,7 +75,7 @@ class ModGapLoss(nn.Module):
 
     def modgap_terms(self, image_features: torch.Tensor, text_features: torch.Tensor) -> dict:
         with torch.autocast(device_type=image_features.device.type, enabled=False):
-            image, text = _gather(_at_least_float32(image_features), _at_least_float32(text_features), self.args)
+            image, text = _gather(at_least_float32(image_features), at_least_float32(text_features), self.args)
             terms = {}
             if self.name in SEPARATE_TERM_LOSSES:
                 t = float(self.config.get("t", 2.0))
@@ -104,7 +101,7 @@ class ModGapLoss(nn.Module):
                 if getattr(self.args, "world_size", 1) > 1:
                     # n x N pairs per rank, partial sums combined across ranks (modgap.distributed), with
                     # ClipLoss's gradient semantics for gather_with_grad on/off.
-                    local = [_at_least_float32(image_features), _at_least_float32(text_features)]
+                    local = [at_least_float32(image_features), at_least_float32(text_features)]
                     cu = modgap.distributed.centroid_uniformity(local, t, normalize,
                                                                 gather_with_grad=bool(self.args.gather_with_grad))
                 else:
