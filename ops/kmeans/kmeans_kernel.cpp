@@ -71,8 +71,8 @@ at::Tensor assign_to_nearest(const at::Tensor& x, const at::Tensor& centers) {
 
 // Sum of the rows of each cluster on CUDA, [k, D], and the cluster sizes, [k], deterministically
 // (atomic index_add_ would make the sums, hence the centroids, vary from run to run): the kernel of
-// kmeans_cuda.cu. Without it (a build without CUDA kernels never sees CUDA tensors, but the ATen form
-// stays as the reference) a one-hot GEMM per tile of rows; the one-hot tile is built with scatter_, not
+// kmeans_cuda.cu. A build without the CUDA kernels (MODGAP_USE_CUDA=OFF) still serves CUDA tensors, with
+// a one-hot GEMM per tile of rows; the one-hot tile is built with scatter_, not
 // at::one_hot, and the sizes are its column sums, not at::bincount: both of those read the labels' range
 // back to the host, two device syncs per Lloyd iteration.
 std::pair<at::Tensor, at::Tensor> cluster_sums_and_counts(const at::Tensor& x, const at::Tensor& labels, int64_t k) {
