@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import inspect
-from typing import Sequence
+import runpy
+import sys
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -23,3 +25,15 @@ def at_least_float32(x: torch.Tensor) -> torch.Tensor:
     """AMP hands float16/bfloat16 features over: the modgap terms are computed in float32 (the ops accumulate
     in float32 anyway, and the loss should not come back rounded to half); float32/float64 stay as they are."""
     return x.float() if x.dtype in (torch.float16, torch.bfloat16) else x
+
+
+def split_at_double_dash(argv: List[str]) -> Tuple[List[str], List[str]]:
+    """(the launcher's own arguments, the upstream entry point's) around the first ``--``."""
+    split = argv.index("--") if "--" in argv else len(argv)
+    return argv[:split], argv[split + 1:]
+
+
+def run_as_main(script: str, argv: List[str]) -> None:
+    """Run an upstream entry point as ``python script argv...`` would, in this process (patches installed)."""
+    sys.argv = [script] + list(argv)
+    runpy.run_path(script, run_name="__main__")

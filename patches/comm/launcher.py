@@ -16,20 +16,16 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import runpy
 import sys
 from typing import List, Optional
 
 from . import callback as gap_callback
 from . import loss as comm_loss
+from .._upstream import check_signature, run_as_main, split_at_double_dash
 
 
 def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
-    if "--" in argv:
-        split = argv.index("--")
-        own, hydra_overrides = argv[:split], argv[split + 1:]
-    else:
-        own, hydra_overrides = argv, []
+    own, hydra_overrides = split_at_double_dash(argv)
     parser = argparse.ArgumentParser(prog="python -m modgap.patches.comm", allow_abbrev=False,
                                      description="CoMM with modgap's L_ATP + L_CU and gap evaluation")
     parser.add_argument("--comm-root", required=True, help="a checkout of github.com/Duplums/CoMM")
@@ -68,7 +64,6 @@ def redirect_affect_data(path: str) -> None:
     """Make CoMM's ``Affect`` data set (dataset/affect/get_data.py) read ``path`` whatever the catalog says."""
     from dataset.affect.get_data import Affect
 
-    from .._upstream import check_signature
     check_signature(Affect, "__init__", ("self", "data_path"))
     original = Affect.__init__
     if getattr(original, "_modgap_wrapped", False):
@@ -112,6 +107,5 @@ def main(argv: Optional[List[str]] = None) -> int:
     comm_loss.install(lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, anchor=args.anchor, views=args.views)
     if args.gap_split != "none":
         add_callback_to_trainers(lambda: gap_callback.make_gap_callback(split=args.gap_split))
-    sys.argv = [script] + hydra_overrides
-    runpy.run_path(script, run_name="__main__")
+    run_as_main(script, hydra_overrides)
     return 0

@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import argparse
 import os
-import runpy
 import sys
 from typing import List, Optional
 
 from . import evaluation as gram_evaluation
 from . import loss as gram_loss
+from .._upstream import run_as_main, split_at_double_dash
 
 
 def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
-    split = argv.index("--") if "--" in argv else len(argv)
-    own, run_args = argv[:split], argv[split + 1:]
+    own, run_args = split_at_double_dash(argv)
     parser = argparse.ArgumentParser(prog="python -m modgap.patches.gram", allow_abbrev=False,
                                      description="GRAM / VAST with modgap's L_ATP + L_CU and gap measures")
     parser.add_argument("--root", required=True, help="a checkout of github.com/ispamm/GRAM (or of VAST)")
@@ -74,6 +73,5 @@ def main(argv: Optional[List[str]] = None) -> int:
                       modalities=tuple(args.modalities), itc=args.itc)
     if not args.no_gap_log:
         gram_evaluation.install(args.categories and os.path.abspath(args.categories))
-    sys.argv = [script] + run_args
-    runpy.run_path(script, run_name="__main__")
+    run_as_main(script, run_args)
     return 0

@@ -32,6 +32,7 @@ import torch.nn.functional as F
 
 import modgap
 import modgap.distributed
+from modgap.distributed import _gather_rows
 
 from .._upstream import at_least_float32, check_signature
 
@@ -43,33 +44,24 @@ MODEL_CLASSES = {"gram": ("model.gram", "GRAM"), "vast": ("model.vast", "VAST")}
 _installed: Dict[str, tuple] = {}
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def _gather_without_grad(x: torch.Tensor) -> torch.Tensor:
-    """All ranks' rows, no gradient to other ranks (GRAM/VAST's concat_all_gather); equal local batches."""
-    rank, world = _world()
-    if world == 1:
-        return x
-    parts = [torch.empty_like(x) for _ in range(world)]
-    dist.all_gather(parts, x.detach().contiguous())
-    parts[rank] = x
-    return torch.cat(parts)
+def _gather_without_grad(x: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """All ranks' rows in rank order with a gradient only through this rank's own (GRAM/VAST's
+    concat_all_gather, then their local rows), and this rank's row offset; local sizes may differ."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return x, 0
+    rows, offset = _gather_rows(x.detach(), None)
+    return torch.cat([rows[:offset], x, rows[offset + x.shape[0]:]]), offset
 
 
 def cosine_itc(feat_t: torch.Tensor, others: Sequence[torch.Tensor], contra_temp: torch.Tensor,
                label_smoothing: float = 0.1) -> torch.Tensor:
     """Mean over the other modalities of VAST's symmetric text <-> modality InfoNCE (upstreams.md §2.4)."""
-    rank, _ = _world()
-    feat_t_all = _gather_without_grad(feat_t)
+    feat_t_all, offset = _gather_without_grad(feat_t)
+    # VAST's targets rank * bs + i: this rank's rows start at `offset` in the gathered batch
+    targets = torch.arange(offset, offset + feat_t.shape[0], device=feat_t.device)
     losses = []
     for feat in others:
-        feat_all = _gather_without_grad(feat)
-        batch = feat.shape[0]
-        targets = torch.arange(rank * batch, rank * batch + batch, device=feat.device)
+        feat_all, _ = _gather_without_grad(feat)
         sim_m2t = feat @ feat_t_all.t() / contra_temp
         sim_t2m = feat_t @ feat_all.t() / contra_temp
         losses.append((F.cross_entropy(sim_m2t, targets, label_smoothing=label_smoothing)

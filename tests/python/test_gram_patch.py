@@ -244,3 +244,38 @@ def test_msrvtt_categories_from_videodatainfo(tmp_path):
     test.write_text(json.dumps({"sentences": []}))
     with pytest.raises(SystemExit, match="no 'videos' list"):
         module.categories([str(test)])
+
+
+def _cosine_itc_worker(rank, world_size, init_file, out_dir, sizes):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    g = torch.Generator().manual_seed(0)
+    t, v = (F.normalize(torch.randn(sum(sizes), 4, generator=g, dtype=torch.float64), dim=-1) for _ in range(2))
+    start = sum(sizes[:rank])
+    rows = slice(start, start + sizes[rank])
+    local_t, local_v = t[rows].clone().requires_grad_(True), v[rows].clone().requires_grad_(True)
+    loss = gram.cosine_itc(local_t, [local_v], torch.tensor(0.07, dtype=torch.float64))
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grad_t": local_t.grad, "t": t, "v": v, "start": start},
+               f"{out_dir}/rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_cosine_itc_across_ranks_with_unequal_batches(tmp_path):
+    """gloo, 2 processes, 3 and 5 local rows: each rank's InfoNCE is its rows against all gathered rows,
+    targets at its own offset (VAST's rank * bs for equal batches), gradient through its own rows only."""
+    import torch.multiprocessing as mp
+    sizes = [3, 5]
+    mp.spawn(_cosine_itc_worker, args=(2, str(tmp_path / "init"), str(tmp_path), sizes), nprocs=2)
+    for rank, size in enumerate(sizes):
+        out = torch.load(tmp_path / f"rank{rank}.pt")
+        t, v, start = out["t"], out["v"], out["start"]
+        local_t = t[start:start + size].clone().requires_grad_(True)
+        targets = torch.arange(start, start + size)
+        # other ranks' rows are constants; the gathered copy of this rank's rows carries the gradient
+        t_all = torch.cat([t[:start], local_t, t[start + size:]])
+        expected = (F.cross_entropy(v[start:start + size] @ t_all.t() / 0.07, targets, label_smoothing=0.1)
+                    + F.cross_entropy(local_t @ v.t() / 0.07, targets, label_smoothing=0.1)) / 2
+        expected.backward()
+        torch.testing.assert_close(out["loss"], expected.detach(), rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(out["grad_t"], local_t.grad, rtol=1e-10, atol=1e-12)
