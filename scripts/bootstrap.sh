@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything modgap needs on a fresh Debian machine, idempotently:
-#   1. system packages for the C++ side (GoogleTest, yaml-cpp) via apt-get;
+#   1. system packages via apt-get: the C++ side (GoogleTest, yaml-cpp), espeak-ng (scripts/av_mnist.py);
 #   2. .venv/ with the pinned requirements (rebuilt only when requirements.txt changes);
 #   3. the CMake build in build/cmake (libmodgap, GoogleTest suite, TorchScript runner);
 #   4. the `modgap` Python package installed into .venv (reusing that build).
@@ -10,7 +10,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 log() { echo "[modgap] $*"; }
 
-APT_PACKAGES=(libyaml-cpp-dev libgtest-dev)
+APT_PACKAGES=(libyaml-cpp-dev libgtest-dev espeak-ng)  # espeak-ng speaks the AV-MNIST default's digits
 missing=()
 for package in "${APT_PACKAGES[@]}"; do
   dpkg -s "$package" >/dev/null 2>&1 || missing+=("$package")
