@@ -90,7 +90,8 @@ class TextEncoder(torch.nn.Module):
     def forward(self, captions: List[str]) -> torch.Tensor:
         tokens = [torch.tensor([self.vocab[w] for w in c.split()]) for c in captions]
         offsets = torch.tensor([0] + [len(t) for t in tokens[:-1]]).cumsum(0)
-        return F.normalize(self.mlp(self.embed(torch.cat(tokens), offsets)), dim=-1)
+        device = self.embed.weight.device
+        return F.normalize(self.mlp(self.embed(torch.cat(tokens).to(device), offsets.to(device))), dim=-1)
 
 
 def build_encoders(cfg: dict, spectrogram_shape) -> torch.nn.ModuleDict:
@@ -107,7 +108,7 @@ def build_encoders(cfg: dict, spectrogram_shape) -> torch.nn.ModuleDict:
 def info_nce(a: torch.Tensor, b: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """Symmetric InfoNCE of one modality pair (CLIP's loss, OpenCLIP's ClipLoss)."""
     logits = scale * a @ b.t()
-    target = torch.arange(a.shape[0])
+    target = torch.arange(a.shape[0], device=a.device)
     return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
@@ -146,6 +147,7 @@ def embed_split(encoders, split, audio_index, captions, image_norm, audio_norm) 
     out = {"image": encoders["image"](image_norm(split.images)),
            "audio": encoders["audio"](audio_norm(split.audio.spectrograms[audio_index][:, None])),
            "text": encoders["text"](captions)}
+    out = {name: z.float().cpu() for name, z in out.items()}  # evaluation runs on the CPU
     encoders.train(was_training)
     return out
 
@@ -157,7 +159,7 @@ def evaluate_split(cfg: dict, encoders, embeddings, labels, fill_gap_k: int = 1)
     with torch.no_grad():
         was_training = encoders.training
         encoders.eval()
-        class_texts = encoders["text"](list(WORDS))
+        class_texts = encoders["text"](list(WORDS)).float().cpu()
         encoders.train(was_training)
     # Table 1's TV / TA R@1: each image (audio clip) retrieves among the ten class texts (zero-shot).
     result["class_text_retrieval"] = {
@@ -171,8 +173,9 @@ def evaluate_split(cfg: dict, encoders, embeddings, labels, fill_gap_k: int = 1)
 
 def train_run(cfg: dict, run: str, splits, image_norm, audio_norm, test_index, test_captions):
     loss_cfg = cfg["loss"]
-    encoders = build_encoders(cfg, tuple(splits["train"].audio.spectrograms.shape[1:]))
-    log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1.0 / float(loss_cfg["temperature"])))),
+    device = splits["train"].images.device
+    encoders = build_encoders(cfg, tuple(splits["train"].audio.spectrograms.shape[1:])).to(device)
+    log_scale = torch.nn.Parameter(torch.tensor(float(np.log(1.0 / float(loss_cfg["temperature"]))), device=device),
                                    requires_grad=bool(loss_cfg["learnable_temperature"]))
     params = list(encoders.parameters()) + ([log_scale] if loss_cfg["learnable_temperature"] else [])
     optimiser = torch.optim.Adam(params, lr=float(cfg["lr"]), weight_decay=float(cfg["wd"]))
@@ -197,7 +200,7 @@ def train_run(cfg: dict, run: str, splits, image_norm, audio_norm, test_index, t
                  encoders["text"](captions_for(train.labels[rows], cfg, generator))]
             scale = log_scale.exp().clamp(max=100.0)  # OpenCLIP clamps the logit scale at 100
             clip = contrastive_loss(z, scale, cfg["clip_pairs"], anchor)
-            extra = gap_loss(z) if gap_loss is not None else torch.zeros(())
+            extra = gap_loss(z) if gap_loss is not None else torch.zeros((), device=device)
             loss = clip + extra
             optimiser.zero_grad(set_to_none=True)
             loss.backward()
@@ -306,6 +309,12 @@ def main(overrides: List[str]) -> dict:
     for name, s in splits.items():
         log(f"{name}: {len(s.labels)} images, {len(s.audio.digits)} clips by {len(set(s.audio.speakers.tolist()))} "
             f"speakers, spectrograms {tuple(s.audio.spectrograms.shape[1:])}")
+    device = torch.device("cuda" if base["device"] == "auto" and torch.cuda.is_available() else
+                          "cpu" if base["device"] == "auto" else base["device"])
+    for split in splits.values():  # the pixels and spectrograms live on the training device; labels stay on the CPU
+        split.images = split.images.to(device)
+        split.audio.spectrograms = split.audio.spectrograms.to(device)
+    log(f"training on {device}")
     image_norm = Standardise(splits["train"].images)
     audio_norm = Standardise(splits["train"].audio.spectrograms)
     test_generator = torch.Generator().manual_seed(int(base["seed"]) + 7)

@@ -230,9 +230,12 @@ def load_audio_mnist(root: Path, cfg: dict) -> AudioBank:
         raise FileNotFoundError(f"data.audio_mnist_root: expected AudioMNIST's <digit>_<speaker>_<rep>.wav files "
                                 f"under {root}, found none")
     rate, samples = int(cfg["sample_rate"]), int(round(cfg["sample_rate"] * cfg["audio_seconds"]))
-    waves = np.stack([fit_length(read_wav(p, rate), samples) for p in files])
+    chunk = 512  # AudioMNIST's 30000 clips as waveforms would take 2.6 GB; spectrograms take a quarter of that
+    spectrograms = torch.cat([_spectrograms(torch.from_numpy(np.stack([fit_length(read_wav(p, rate), samples)
+                                                                         for p in files[i:i + chunk]])), cfg)
+                              for i in range(0, len(files), chunk)])
     names = [AUDIO_MNIST_NAME.match(p.name).groups() for p in files]
-    return AudioBank(_spectrograms(torch.from_numpy(waves), cfg),
+    return AudioBank(spectrograms,
                      torch.tensor([int(d) for d, _, _ in names]), torch.tensor([int(s) for _, s, _ in names]))
 
 
