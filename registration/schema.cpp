@@ -95,6 +95,14 @@ TORCH_LIBRARY(modgap, m) {
   // KNeighborsClassifier(n_neighbors=k, weights="uniform").predict, tiled top-k.
   m.def("knn_predict(Tensor train_x, Tensor train_y, Tensor query_x, int k=5, str metric=\"cosine\") -> Tensor",
         {at::Tag::pt2_compliant_tag});
+  // LogisticRegression(C, max_iter, tol) of scikit-learn (L2, lbfgs, intercept), fitted in float64 on class
+  // indices in [0, num_classes); and the linear probe it gives (fit on the training rows, predict queries).
+  m.def("logistic_regression(Tensor x, Tensor y, int num_classes, float C=1.0, int max_iter=100, float tol=1e-4) -> "
+        "(Tensor coef, Tensor intercept, Tensor n_iter)",
+        {at::Tag::pt2_compliant_tag});
+  m.def("linear_probe_predict(Tensor train_x, Tensor train_y, Tensor query_x, float C=1.0, int max_iter=100, "
+        "float tol=1e-4) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
   // Recall@K with one true gallery item per query, and with several (any of them in the top K).
   m.def("retrieval_recall(Tensor queries, Tensor gallery, Tensor query_to_gallery, int[] ks) -> Tensor",
         {at::Tag::pt2_compliant_tag});
@@ -141,8 +149,7 @@ TORCH_LIBRARY(modgap, m) {
   m.def(
       "_evaluate(Tensor[] embeddings, str[] names, Tensor? labels, int[] ks, int n_clusters, int n_init, "
       "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress, "
-      "int fill_gap_k=1) -> (str "
-      "json, str table)");
+      "int fill_gap_k=1, float probe_c=1.0, int probe_max_iter=100) -> (str json, str table)");
 
   // ---- configs (Hydra-style composition with yaml-cpp; include/modgap/config.h) ----
   // Internal: the composed config as JSON and YAML, and the final defaults list. Python:

@@ -14,6 +14,7 @@
 //
 // eval keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
 //       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda[:i]
+//       probe_c=C  probe_max_iter=I (linear probe and separability; 0 skips them)
 //       out=PATH (default: FILE with the extension .eval.json)  progress=true|false
 #include <modgap/config.h>
 #include <modgap/evaluate.h>
@@ -41,6 +42,7 @@ constexpr const char* kUsage =
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
     "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda\n"
+    "        probe_c=C  probe_max_iter=I (linear probe and separability; 0 skips them)\n"
     "        out=PATH  progress=true|false\n";
 
 std::vector<std::string> split(const std::string& text, char separator) {
@@ -133,7 +135,8 @@ int run_eval(const std::vector<std::string>& args) {
     }
     // The config's values go through the same key=value parsing as the command line; plain keys win.
     static const std::set<std::string> protocol_keys = {"ks",   "knn_k", "n_init",        "n_clusters", "max_iter",
-                                                        "tol",  "seed",  "test_fraction", "knn_metric", "fill_gap_k"};
+                                                        "tol",  "seed",  "test_fraction", "knn_metric", "fill_gap_k",
+                                                        "probe_c", "probe_max_iter"};
     for (const auto& entry : eval) {
       const std::string key = entry.first.Scalar();
       if (!protocol_keys.count(key)) {
@@ -175,6 +178,10 @@ int run_eval(const std::vector<std::string>& args) {
       options.test_fraction = parse_float(key, value);
     } else if (key == "fill_gap_k") {
       options.fill_gap_k = parse_int(key, value);
+    } else if (key == "probe_c") {
+      options.probe_c = parse_float(key, value);
+    } else if (key == "probe_max_iter") {
+      options.probe_max_iter = parse_int(key, value);
     } else if (key == "seed") {
       options.seed = parse_int(key, value);
     } else if (key == "progress") {

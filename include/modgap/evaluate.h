@@ -23,6 +23,8 @@ struct EvaluateOptions {
   double test_fraction = 0.2;         // kNN hold-out fraction (the seed code's 80/20 split)
   int64_t seed = 0;                   // seeds the kNN split and the k-means initialisation
   int64_t fill_gap_k = 1;             // neighbours of the Fill-the-Gap measures per pair (0: skip them)
+  double probe_c = 1.0;               // linear probe / separability: LogisticRegression's C (sklearn default)
+  int64_t probe_max_iter = 100;       // ... and its max_iter (sklearn default; 0: skip both)
   bool progress = false;              // progress lines on stderr
 };
 
@@ -33,7 +35,8 @@ struct EvaluationReport {
 
 // `embeddings`: M >= 2 modalities [N, D] (row i of every modality is one sample), named by `names`.
 // Rows are L2-normalised first. `labels` (optional, [N] integers) enables the group-wise part:
-// V-measure of k-means on the union of all modalities' rows, and kNN accuracy per modality and joint.
+// V-measure of k-means on the union of all modalities' rows, kNN and linear-probe accuracy per modality
+// and joint. Without labels: gap statistics, Recall@K, Fill the Gap, AV and linear separability per pair.
 EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::string>& names,
                           const std::optional<at::Tensor>& labels, const EvaluateOptions& options = {});
 

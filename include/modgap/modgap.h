@@ -78,6 +78,17 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> kmeans(const at::Tensor& x, int64
 at::Tensor knn_predict(const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& query_x, int64_t k = 5,
                        const std::string& metric = "cosine");
 
+// L2-regularised logistic regression (scikit-learn's LogisticRegression(C, max_iter, tol), lbfgs) on rows `x`
+// with class indices `y` in [0, num_classes): (coef [1 or K, D], intercept [1 or K], iterations), float64.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_regression(const at::Tensor& x, const at::Tensor& y,
+                                                                   int64_t num_classes, double C = 1.0,
+                                                                   int64_t max_iter = 100, double tol = 1e-4);
+
+// Linear probe: logistic_regression fitted on (train_x, train_y) with any integer labels, then the label
+// it predicts for each row of query_x.
+at::Tensor linear_probe_predict(const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& query_x,
+                                double C = 1.0, int64_t max_iter = 100, double tol = 1e-4);
+
 // Recall@K (float64 [len(ks)]) of cosine retrieval; one true gallery item per query.
 at::Tensor retrieval_recall(const at::Tensor& queries, const at::Tensor& gallery, const at::Tensor& query_to_gallery,
                             at::IntArrayRef ks);

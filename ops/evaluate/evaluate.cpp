@@ -11,7 +11,12 @@
 //     union of all modalities' rows, true labels repeated per modality (the paper's joint clustering),
 //     scored with V-measure; kNN accuracy on a seeded split of the rows (test_fraction held out), per
 //     modality (train and test from that modality) and joint (the split is drawn over all M*N rows, so
-//     as in the seed code a sample's other modalities can be in the training set).
+//     as in the seed code a sample's other modalities can be in the training set); linear-probe accuracy
+//     (multinomial logistic regression, LogisticRegression(C=probe_c, max_iter=probe_max_iter) of
+//     scikit-learn, the "linear classifier" of the paper's Table 7) on the same splits;
+//   * per modality pair, unless probe_max_iter = 0: linear separability (Fahim et al., measures.md §8), the
+//     held-out accuracy of logistic regression telling the pair's two modalities apart, pairs split by
+//     sample index (both members of a pair on the same side; test_fraction held out). 0.5: inseparable.
 #include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
@@ -30,6 +35,7 @@
 #include "ops/common/input_checks.h"
 #include "ops/common/json.h"
 #include "ops/kmeans/kmeans.h"
+#include "ops/logistic_regression/logistic_regression.h"
 
 namespace modgap {
 
@@ -71,6 +77,11 @@ void check_options(const EvaluateOptions& options, int64_t n) {
   TORCH_CHECK_VALUE(options.knn_metric == "cosine" || options.knn_metric == "euclidean", kEvaluateName,
                     ": `knn_metric` must be \"cosine\" or \"euclidean\", got \"", options.knn_metric, "\"");
   TORCH_CHECK_VALUE(options.knn_k >= 1, kEvaluateName, ": `knn_k` must be >= 1, got ", options.knn_k);
+  TORCH_CHECK_VALUE(std::isfinite(options.probe_c) && options.probe_c > 0.0, kEvaluateName,
+                    ": `probe_c` (the linear probe's C) must be finite and > 0, got ", options.probe_c);
+  TORCH_CHECK_VALUE(options.probe_max_iter >= 0, kEvaluateName,
+                    ": `probe_max_iter` must be >= 0 (0 skips the linear probe and separability), got ",
+                    options.probe_max_iter);
   TORCH_CHECK_VALUE(options.fill_gap_k >= 0 && options.fill_gap_k <= 2 * n - 1, kEvaluateName,
                     ": `fill_gap_k` must be in [0, ", 2 * n - 1, "] (0 skips the Fill-the-Gap measures), got ",
                     options.fill_gap_k);
@@ -94,6 +105,41 @@ double knn_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& 
   const at::Tensor predicted = modgap::knn_predict(x.index_select(0, train_rows), y.index_select(0, train_rows),
                                                    x.index_select(0, test_rows), options.knn_k, options.knn_metric);
   return scalar((predicted == y.index_select(0, test_rows)).to(at::kDouble).mean());
+}
+
+// Linear-probe accuracy on the same split (rows of `permutation`: the first n_test held out).
+double probe_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& permutation, int64_t n_test,
+                      const EvaluateOptions& options) {
+  const at::Tensor perm = permutation.to(x.device());
+  const at::Tensor test_rows = perm.narrow(0, 0, n_test);
+  const at::Tensor train_rows = perm.narrow(0, n_test, perm.size(0) - n_test);
+  const at::Tensor train_y = y.index_select(0, train_rows);
+  if (std::get<0>(at::_unique2(train_y)).size(0) < 2) {
+    return std::numeric_limits<double>::quiet_NaN();  // one class in the training split: no classifier
+  }
+  const at::Tensor predicted = modgap::linear_probe_predict(x.index_select(0, train_rows), train_y,
+                                                            x.index_select(0, test_rows), options.probe_c,
+                                                            options.probe_max_iter, 1e-4);
+  return scalar((predicted == y.index_select(0, test_rows)).to(at::kDouble).mean());
+}
+
+// Fahim et al.'s linear separability of modalities a and b: logistic regression tells a's rows (0) from
+// b's (1); samples split by index (`permutation`, first n_test held out), both members on the same side.
+double linear_separability(const at::Tensor& a, const at::Tensor& b, const at::Tensor& permutation, int64_t n_test,
+                           const EvaluateOptions& options) {
+  const at::Tensor perm = permutation.to(a.device());
+  const at::Tensor test_rows = perm.narrow(0, 0, n_test);
+  const at::Tensor train_rows = perm.narrow(0, n_test, perm.size(0) - n_test);
+  const auto side = [&](const at::Tensor& rows) {
+    const at::Tensor x = at::cat({a.index_select(0, rows), b.index_select(0, rows)});
+    const at::Tensor y = at::cat({at::zeros({rows.size(0)}, rows.options()), at::ones({rows.size(0)}, rows.options())});
+    return std::make_pair(x, y);
+  };
+  const auto [train_x, train_y] = side(train_rows);
+  const auto [test_x, test_y] = side(test_rows);
+  const LogisticRegressionFit fit =
+      logistic_regression_fit(train_x, train_y, 2, options.probe_c, options.probe_max_iter, 1e-4);
+  return scalar((logistic_regression_predict(fit, test_x) == test_y).to(at::kDouble).mean());
 }
 
 std::string format_table(const Json& result, const std::vector<std::string>& names, const std::vector<int64_t>& ks) {
@@ -157,6 +203,24 @@ std::string format_table(const Json& result, const std::vector<std::string>& nam
       out << "  " << name << " " << std::setprecision(2) << 100.0 * accuracy.as_number() << "%";
     }
     out << "\n";
+    if (result.contains("linear_probe")) {
+      out << "linear-probe accuracy:";
+      for (const auto& [name, accuracy] : result.at("linear_probe").at("accuracy").entries()) {
+        out << "  " << name << " " << std::setprecision(2) << 100.0 * accuracy.as_number() << "%";
+      }
+      out << "\n";
+    }
+  }
+  bool separability = false;
+  for (const auto& [key, pair] : result.at("pairs").entries()) {
+    if (pair.contains("linear_separability")) {
+      out << (separability ? "  " : "linear separability (0.5: modalities inseparable):  ") << key << " "
+          << std::setprecision(3) << pair.at("linear_separability").as_number();
+      separability = true;
+    }
+  }
+  if (separability) {
+    out << "\n";
   }
   return out.str();
 }
@@ -214,6 +278,11 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
   Json result = Json::object();
   Json pairs = Json::object();
   const at::Tensor identity = at::arange(n, at::TensorOptions().dtype(at::kLong).device(device));
+  // The sample split of the linear separability (the kNN split below draws the same permutation first).
+  at::Generator separability_generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options.seed));
+  const at::Tensor sample_permutation = at::randperm(n, separability_generator, at::TensorOptions().dtype(at::kLong));
+  const int64_t separability_n_test =
+      std::min<int64_t>(n - 1, std::max<int64_t>(1, std::llround(static_cast<double>(n) * options.test_fraction)));
   for (int64_t a = 0; a < num_modalities; ++a) {
     for (int64_t b = a + 1; b < num_modalities; ++b) {
       progress("pair " + names[a] + "-" + names[b] + ": Recall@K both directions");
@@ -248,6 +317,11 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
                                      .set("imr", Json::number(ranks_cpu[1].item<double>()))
                                      .set("fid", Json::number(fid.item<double>()))
                                      .set("neighbour_counts", neighbour_counts));
+      }
+      if (options.probe_max_iter > 0) {
+        progress("pair " + names[a] + "-" + names[b] + ": linear separability");
+        pair.set("linear_separability", Json::number(linear_separability(unit[a], unit[b], sample_permutation,
+                                                                          separability_n_test, options)));
       }
       pairs.set(names[a] + "-" + names[b], pair);
     }
@@ -307,6 +381,15 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
                           .set("accuracy", accuracy)
                           .set("n_test", Json::integer(n_test))
                           .set("joint_n_test", Json::integer(joint_n_test)));
+    if (options.probe_max_iter > 0) {
+      progress("linear-probe accuracy");
+      Json probe = Json::object();
+      for (int64_t m = 0; m < num_modalities; ++m) {
+        probe.set(names[m], Json::number(probe_accuracy(unit[m], y, permutation, n_test, options)));
+      }
+      probe.set("joint", Json::number(probe_accuracy(joint, joint_labels, joint_permutation, joint_n_test, options)));
+      result.set("linear_probe", Json::object().set("accuracy", probe));
+    }
     protocol.set("n_clusters", Json::integer(k))
         .set("kmeans_init", Json::string("k-means++"))
         .set("n_init", Json::integer(options.n_init))
@@ -318,6 +401,10 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
         .set("knn_vote_ties", Json::string("smallest label"))
         .set("test_fraction", Json::number(options.test_fraction));
   }
+  protocol.set("probe_c", Json::number(options.probe_c))
+      .set("probe_max_iter", Json::integer(options.probe_max_iter))
+      .set("probe", Json::string("LogisticRegression (L2, lbfgs, tol 1e-4) of scikit-learn, on the kNN splits; "
+                                 "linear separability: sample split by index, test_fraction held out"));
   protocol.set("seed", Json::integer(options.seed))
       .set("labels", Json::boolean(labels.has_value()))
       .set("fill_gap_k", Json::integer(options.fill_gap_k));
@@ -337,7 +424,8 @@ std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std:
                                                  const std::optional<at::Tensor>& labels, std::vector<int64_t> ks,
                                                  int64_t n_clusters, int64_t n_init, int64_t max_iter, double tol,
                                                  int64_t knn_k, std::string knn_metric, double test_fraction,
-                                                 int64_t seed, bool progress, int64_t fill_gap_k) {
+                                                 int64_t seed, bool progress, int64_t fill_gap_k, double probe_c,
+                                                 int64_t probe_max_iter) {
   TORCH_CHECK_VALUE(!embeddings.empty(), kEvaluateName, ": expected at least 2 modalities, got 0");
   EvaluateOptions options;
   options.ks = std::move(ks);
@@ -351,6 +439,8 @@ std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std:
   options.seed = seed;
   options.progress = progress;
   options.fill_gap_k = fill_gap_k;
+  options.probe_c = probe_c;
+  options.probe_max_iter = probe_max_iter;
   EvaluationReport report = evaluate(embeddings, names, labels, options);
   return {report.json, report.table};
 }

@@ -30,6 +30,8 @@ __all__ = [
     "vmeasure",
     "kmeans",
     "knn_predict",
+    "logistic_regression",
+    "linear_probe_predict",
     "retrieval_recall",
     "retrieval_recall_any",
     "evaluate",
@@ -189,6 +191,22 @@ def knn_predict(train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Ten
     return torch.ops.modgap.knn_predict(train_x, train_y, query_x, k, metric)
 
 
+def logistic_regression(x: torch.Tensor, y: torch.Tensor, num_classes: Optional[int] = None, C: float = 1.0,
+                        max_iter: int = 100, tol: float = 1e-4) -> Tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """scikit-learn's ``LogisticRegression(C=C, max_iter=max_iter, tol=tol)`` (L2, lbfgs, intercept) fitted in
+    float64 on class indices ``y`` in [0, num_classes) (default: ``y.max() + 1``): ``(coef, intercept, n_iter)``,
+    coef [1, D] for two classes (class 1 positive), else [K, D]."""
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.numel() else 0
+    return torch.ops.modgap.logistic_regression(x, y, int(num_classes), float(C), int(max_iter), float(tol))
+
+
+def linear_probe_predict(train_x: torch.Tensor, train_y: torch.Tensor, query_x: torch.Tensor, C: float = 1.0,
+                         max_iter: int = 100, tol: float = 1e-4) -> torch.Tensor:
+    """Labels (any integers) that :func:`logistic_regression` fitted on the training rows predicts for ``query_x``."""
+    return torch.ops.modgap.linear_probe_predict(train_x, train_y, query_x, float(C), int(max_iter), float(tol))
+
+
 def retrieval_recall(queries: torch.Tensor, gallery: torch.Tensor, query_to_gallery: torch.Tensor,
                      ks: Sequence[int] = (1, 5, 10)) -> torch.Tensor:
     """Recall@K (fractions, float64) of cosine retrieval; ``query_to_gallery[i]`` is query i's true item."""
@@ -206,7 +224,7 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
              ks: Sequence[int] = (1, 5, 10), n_clusters: Optional[int] = None, knn_k: int = 5,
              seed: int = 0, n_init: int = 1, max_iter: int = 300, tol: float = 1e-4,
              knn_metric: str = "cosine", test_fraction: float = 0.2, progress: bool = False,
-             fill_gap_k: int = 1) -> dict:
+             fill_gap_k: int = 1, probe_c: float = 1.0, probe_max_iter: int = 100) -> dict:
     """Group-wise and instance-wise evaluation in one call (the C++ modgap::evaluate; the CLI prints the same).
 
     ``embeddings`` maps modality names to [N, D] tensors whose row i is the same sample. Returns a dict
@@ -214,14 +232,19 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     RMG, centroid cosine, Recall@K both directions and, unless ``fill_gap_k=0``, the Fill-the-Gap
     measures ``fill_the_gap`` of :func:`fill_gap_stats`), ``modalities`` (AV) and, when ``labels`` [N] are
     given, ``clustering`` (V-measure of k-means on the union of all modalities, k = ``n_clusters`` or the
-    number of classes) and ``knn`` (accuracy per modality and joint on a seeded split).
+    number of classes), ``knn`` (accuracy per modality and joint on a seeded split) and ``linear_probe``
+    (logistic-regression accuracy on the same splits, scikit-learn's LogisticRegression(C=probe_c,
+    max_iter=probe_max_iter)). Each pair also gets ``linear_separability`` (Fahim et al.: held-out accuracy
+    of logistic regression telling the two modalities apart; 0.5 = inseparable). ``probe_max_iter=0`` skips
+    both.
     """
     if not isinstance(embeddings, dict) or len(embeddings) < 2:
         raise ValueError("modgap.evaluate: `embeddings` must be a dict of at least 2 modalities {name: [N, D]}")
     names = list(embeddings.keys())
     text, _ = torch.ops.modgap._evaluate(
         [embeddings[name] for name in names], names, labels, list(ks), 0 if n_clusters is None else int(n_clusters),
-        n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress, fill_gap_k)
+        n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress, fill_gap_k, float(probe_c),
+        int(probe_max_iter))
     return json.loads(text)
 
 
@@ -229,7 +252,8 @@ def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torc
     """The readable table `modgap eval` prints, for the same arguments as :func:`evaluate`."""
     names = list(embeddings.keys())
     defaults = dict(ks=(1, 5, 10), n_clusters=None, knn_k=5, seed=0, n_init=1, max_iter=300, tol=1e-4,
-                    knn_metric="cosine", test_fraction=0.2, progress=False, fill_gap_k=1)
+                    knn_metric="cosine", test_fraction=0.2, progress=False, fill_gap_k=1, probe_c=1.0,
+                    probe_max_iter=100)
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"modgap.format_evaluation: unknown options {sorted(unknown)}")
@@ -237,5 +261,6 @@ def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torc
     _, table = torch.ops.modgap._evaluate(
         [embeddings[name] for name in names], names, labels, list(o["ks"]),
         0 if o["n_clusters"] is None else int(o["n_clusters"]), o["n_init"], o["max_iter"], o["tol"], o["knn_k"],
-        o["knn_metric"], o["test_fraction"], o["seed"], o["progress"], o["fill_gap_k"])
+        o["knn_metric"], o["test_fraction"], o["seed"], o["progress"], o["fill_gap_k"], float(o["probe_c"]),
+        int(o["probe_max_iter"]))
     return table

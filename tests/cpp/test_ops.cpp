@@ -253,6 +253,32 @@ TEST(Evaluation, KMeansKnnAndRecallOnSeparatedClusters) {
   EXPECT_EQ(recall[1].item<double>(), 1.0);
 }
 
+TEST(Evaluation, LogisticRegressionStopsWhereTheGradientVanishes) {
+  torch::manual_seed(5);
+  const int64_t n = 90, classes = 3;
+  const double C = 0.7;
+  const at::Tensor y = torch::arange(n, torch::kLong).remainder(classes);
+  const at::Tensor x = torch::randn({n, 4}, torch::kFloat64) + y.unsqueeze(1).to(torch::kFloat64);
+  auto [coef, intercept, iterations] = modgap::logistic_regression(x, y, classes, C, /*max_iter=*/1000, /*tol=*/1e-10);
+  ASSERT_EQ(coef.sizes(), (std::vector<int64_t>{classes, 4}));
+  // The gradient of sklearn's objective 1/n sum CE + ||W||^2 / (2 C n), written out here: zero at the minimiser.
+  const at::Tensor p = torch::softmax(torch::matmul(x, coef.t()) + intercept, 1);
+  const at::Tensor residual = p - torch::one_hot(y, classes).to(torch::kFloat64);
+  const at::Tensor grad_coef = torch::matmul(residual.t(), x) / n + coef / (C * n);
+  // (tol = 1e-10 is below what float64 resolves here: the relative-decrease stop, 64 eps as sklearn sets
+  // scipy's ftol, ends the run with a gradient near 1e-8.)
+  EXPECT_LT(grad_coef.abs().max().item<double>(), 1e-6);
+  EXPECT_LT((residual.sum(0) / n).abs().max().item<double>(), 1e-6);
+  EXPECT_GT(iterations.item<int64_t>(), 0);
+  // Two classes: one score, class 1 positive (as sklearn).
+  auto [binary_coef, binary_intercept, unused] = modgap::logistic_regression(x, (y > 0).to(torch::kLong), 2);
+  EXPECT_EQ(binary_coef.sizes(), (std::vector<int64_t>{1, 4}));
+  // Well separated classes: the probe predicts the training labels (here: labels 10, 20, 30).
+  const at::Tensor separated = x + 20.0 * y.unsqueeze(1).to(torch::kFloat64);
+  EXPECT_TRUE(modgap::linear_probe_predict(separated, 10 * (y + 1), separated).equal(10 * (y + 1)));
+  EXPECT_NE(error_of([&] { modgap::logistic_regression(x, y, 2); }).find("class indices in [0, 2)"), std::string::npos);
+}
+
 TEST(Evaluation, EvaluateReportsEveryPartAndEchoesTheProtocol) {
   torch::manual_seed(4);
   const auto z = random_embeddings(2, 60, 5, /*requires_grad=*/false, 22);
@@ -261,7 +287,8 @@ TEST(Evaluation, EvaluateReportsEveryPartAndEchoesTheProtocol) {
   options.seed = 7;
   const auto report = modgap::evaluate(z, {"image", "text"}, torch::randint(0, 3, {60}, torch::kLong), options);
   for (const char* key : {"\"protocol\"", "\"image-text\"", "\"image->text\"", "\"R@5\"", "\"v_measure\"",
-                          "\"joint\"", "\"seed\": 7", "\"n_clusters\": 3"}) {
+                          "\"joint\"", "\"seed\": 7", "\"n_clusters\": 3", "\"linear_probe\"",
+                          "\"linear_separability\"", "\"probe_max_iter\": 100"}) {
     EXPECT_NE(report.json.find(key), std::string::npos) << key;
   }
   EXPECT_NE(report.table.find("V-measure"), std::string::npos);

@@ -174,3 +174,21 @@ def test_cuda_evaluate_matches_cpu():
         assert gpu["pairs"]["image-text"][key] == pytest.approx(cpu["pairs"]["image-text"][key], rel=1e-5, abs=1e-6)
     assert gpu["protocol"]["device"].startswith("cuda")
     assert 0.0 <= gpu["clustering"]["v_measure"] <= 1.0
+    # The probe fits in float64 on either device; reduction orders differ, so allow one held-out row per split.
+    n_test = gpu["knn"]["n_test"]
+    for name in ("image", "text", "joint"):
+        assert abs(gpu["linear_probe"]["accuracy"][name] - cpu["linear_probe"]["accuracy"][name]) <= 2.0 / n_test
+    assert abs(gpu["pairs"]["image-text"]["linear_separability"] - cpu["pairs"]["image-text"]["linear_separability"]) <= 2.0 / n_test
+
+
+def test_cuda_logistic_regression_matches_cpu():
+    from sklearn.datasets import load_digits
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0), torch.tensor(y)
+    cpu = modgap.logistic_regression(x, y, 10, max_iter=2000, tol=1e-8)
+    gpu = modgap.logistic_regression(x.cuda(), y.cuda(), 10, max_iter=2000, tol=1e-8)
+    assert gpu[0].is_cuda and gpu[0].dtype == torch.float64
+    torch.testing.assert_close(gpu[0].cpu(), cpu[0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(gpu[1].cpu(), cpu[1], atol=1e-4, rtol=0)
+    predicted = modgap.linear_probe_predict(x.float().cuda(), y.cuda(), x.float().cuda())
+    assert (predicted.cpu() == modgap.linear_probe_predict(x.float(), y, x.float())).double().mean() >= 0.99

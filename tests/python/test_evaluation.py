@@ -268,6 +268,62 @@ def test_gap_stats_low_precision_inputs(dtype):
         torch.testing.assert_close(ours[key], expected[key], rtol=1e-4, atol=1e-5, msg=key)
 
 
+# ---- logistic_regression / linear_probe_predict ---------------------------------------------------------
+
+def _sklearn_objective(x, y, coef, intercept, C):
+    """scikit-learn's scaled L2 logistic objective (LinearModelLoss, l2_reg_strength = 1 / (C n)), float64."""
+    x, coef, intercept = (np.asarray(a, dtype=np.float64) for a in (x, coef, intercept))
+    scores = x @ coef.T + intercept
+    if coef.shape[0] == 1:
+        z = scores[:, 0]
+        loss = np.logaddexp(0.0, z) - y * z
+    else:
+        shifted = scores - scores.max(1, keepdims=True)
+        loss = np.log(np.exp(shifted).sum(1)) - shifted[np.arange(len(y)), y]
+    return loss.mean() + 0.5 / (C * len(y)) * (coef ** 2).sum()
+
+
+@pytest.mark.parametrize("classes,C", [(10, 1.0), (2, 1.0), (4, 0.05), (3, 20.0)])
+def test_logistic_regression_converges_to_sklearns_minimiser(classes, C):
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    x, y = load_digits(return_X_y=True)
+    keep = y < classes
+    x, y = x[keep] / 16.0, y[keep]
+    coef, intercept, n_iter = modgap.logistic_regression(torch.tensor(x), torch.tensor(y), classes, C=C,
+                                                         max_iter=5000, tol=1e-9)
+    sk = LogisticRegression(C=C, max_iter=5000, tol=1e-9).fit(x, y)
+    assert coef.shape == sk.coef_.shape and coef.dtype == torch.float64 and 0 < n_iter.item() < 5000
+    # The minimiser is unique (strictly convex): both solvers reach it.
+    np.testing.assert_allclose(coef.numpy(), sk.coef_, atol=5e-5 * max(1.0, np.abs(sk.coef_).max()))
+    np.testing.assert_allclose(intercept.numpy(), sk.intercept_, atol=5e-5 * max(1.0, np.abs(sk.intercept_).max()))
+    ours, theirs = (_sklearn_objective(x, y, c, b, C) for c, b in ((coef, intercept), (sk.coef_, sk.intercept_)))
+    assert ours <= theirs + 1e-12
+    predicted = modgap.linear_probe_predict(torch.tensor(x), torch.tensor(y), torch.tensor(x), C=C, max_iter=5000,
+                                            tol=1e-9)
+    assert (predicted.numpy() == sk.predict(x)).mean() == 1.0
+
+
+def test_linear_probe_with_sklearn_defaults_and_any_labels():
+    from sklearn.datasets import load_digits
+    from sklearn.linear_model import LogisticRegression
+    x, y = load_digits(return_X_y=True)
+    x = torch.tensor(x / 16.0, dtype=torch.float32)
+    labels = torch.tensor(y) * 7 - 20  # arbitrary integer labels
+    train, test = slice(0, 1400), slice(1400, None)
+    ours = modgap.linear_probe_predict(x[train], labels[train], x[test])  # C=1, max_iter=100, tol=1e-4
+    assert ours.dtype == labels.dtype and set(ours.tolist()) <= set(labels.tolist())
+    sk = LogisticRegression().fit(x[train].double().numpy(), labels[train].numpy()).predict(x[test].double().numpy())
+    # 100 iterations stop short of the optimum in both solvers (different line searches): near-identical labels
+    assert (ours.numpy() == sk).mean() >= 0.99
+    accuracy_ours = (ours == labels[test]).double().mean().item()
+    accuracy_sklearn = (sk == labels[test].numpy()).mean()
+    assert abs(accuracy_ours - accuracy_sklearn) <= 0.01
+    for dtype in (torch.float16, torch.bfloat16, torch.float64):  # computed in float64 whatever the input
+        half = modgap.linear_probe_predict(x[train].to(dtype), labels[train], x[test].to(dtype))
+        assert (half == ours).double().mean() >= 0.97
+
+
 # ---- registration --------------------------------------------------------------------------------------
 
 def test_opcheck_evaluation_ops():
@@ -282,6 +338,9 @@ def test_opcheck_evaluation_ops():
         (ops.knn_predict.default, (z[0].float(), y.int(), z[1].float(), 2, "euclidean")),
         (ops.retrieval_recall.default, (z[0], z[1], torch.arange(20), [1, 5])),
         (ops.retrieval_recall_any.default, (z[0][:10], z[1], torch.arange(20) % 10, [1, 3])),
+        (ops.logistic_regression.default, (z[0], y, 3, 1.0, 50, 1e-4)),
+        (ops.logistic_regression.default, (z[0].float(), (y > 0).int(), 2, 0.5, 20, 1e-6)),
+        (ops.linear_probe_predict.default, (z[0], y * 5, z[1], 1.0, 30, 1e-4)),
     ]
     for op, args in samples:
         torch.library.opcheck(op, args, test_utils=("test_schema", "test_faketensor", "test_aot_dispatch_dynamic"))
@@ -358,6 +417,37 @@ def test_evaluate_agrees_with_the_ops_and_sklearn():
     knn = KNeighborsClassifier(5).fit(joint[train].numpy(), joint_labels[train].numpy())
     accuracy = (knn.predict(joint[test].numpy()) == joint_labels[test].numpy()).mean()
     assert result["knn"]["accuracy"]["joint"] == pytest.approx(accuracy, abs=1e-12)
+
+
+def test_evaluate_linear_probe_and_separability_agree_with_sklearn():
+    from sklearn.linear_model import LogisticRegression
+    embeddings, labels = _digits_embeddings()
+    result = modgap.evaluate(embeddings, labels, ks=(1,), seed=3, probe_max_iter=2000)
+    assert result["protocol"]["probe_c"] == 1.0 and result["protocol"]["probe_max_iter"] == 2000
+    unit = [torch.nn.functional.normalize(z.double(), dim=1, eps=1e-8) for z in embeddings.values()]
+    n = len(labels)
+    generator = torch.Generator().manual_seed(3)  # the kNN split, which the probe shares
+    permutation = torch.randperm(n, generator=generator)
+    n_test = round(0.2 * n)
+    test, train = permutation[:n_test], permutation[n_test:]
+    # Both solvers stop at max |gradient| <= 1e-4, not at the exact optimum: allow one held-out row to differ.
+    for name, z in zip(("image", "text"), unit):
+        probe = LogisticRegression(max_iter=2000).fit(z[train].numpy(), labels[train].numpy())
+        accuracy = (probe.predict(z[test].numpy()) == labels[test].numpy()).mean()
+        assert abs(result["linear_probe"]["accuracy"][name] - accuracy) <= 1.0 / n_test + 1e-12, name
+    # Linear separability: image rows (0) vs text rows (1), both members of a sample on the same side.
+    x_train = torch.cat([unit[0][train], unit[1][train]]).numpy()
+    y_train = np.r_[np.zeros(len(train)), np.ones(len(train))]
+    x_test = torch.cat([unit[0][test], unit[1][test]]).numpy()
+    y_test = np.r_[np.zeros(n_test), np.ones(n_test)]
+    expected = (LogisticRegression(max_iter=2000).fit(x_train, y_train).predict(x_test) == y_test).mean()
+    assert abs(result["pairs"]["image-text"]["linear_separability"] - expected) <= 1.0 / (2 * n_test) + 1e-12
+    # Identical modalities cannot be told apart; probe_max_iter=0 skips both measures.
+    same = modgap.evaluate({"a": unit[0], "b": unit[0].clone()}, labels, ks=(1,))
+    assert same["pairs"]["a-b"]["linear_separability"] == pytest.approx(0.5)
+    skipped = modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0)
+    assert "linear_probe" not in skipped and "linear_separability" not in skipped["pairs"]["image-text"]
+    assert "linear-probe accuracy:" in modgap.format_evaluation(embeddings, labels, ks=(1,))
 
 
 def test_evaluate_without_labels_and_three_modalities():
@@ -460,6 +550,32 @@ BAD_EVALUATION_INPUTS = [
      r"`gallery` contains NaN or Inf"),
     ("recall_any orphan query", lambda: ops.retrieval_recall_any(_X, _X, torch.zeros(10, dtype=torch.long), [1]),
      ValueError, r"query 1 has no true item in `gallery_to_query`"),
+    ("logreg class range", lambda: ops.logistic_regression(_X, _Y, 2, 1.0, 100, 1e-4), ValueError,
+     r"logistic_regression: `y` must hold class indices in \[0, 2\) \(`num_classes` = 2\), got \d+ outside"),
+    ("logreg missing class", lambda: ops.logistic_regression(_X, _Y * 2, 5, 1.0, 100, 1e-4), ValueError,
+     r"`y` has no row of class 1; every class in \[0, num_classes\) needs at least one"),
+    ("logreg one class", lambda: ops.logistic_regression(_X, _Y * 0, 1, 1.0, 100, 1e-4), ValueError,
+     r"`num_classes` must be >= 2, got 1"),
+    ("logreg C", lambda: ops.logistic_regression(_X, _Y, 3, 0.0, 100, 1e-4), ValueError,
+     r"`C` \(inverse regularisation strength\) must be finite and > 0, got 0"),
+    ("logreg max_iter", lambda: ops.logistic_regression(_X, _Y, 3, 1.0, 0, 1e-4), ValueError,
+     r"`max_iter` must be >= 1, got 0"),
+    ("logreg tol", lambda: ops.logistic_regression(_X, _Y, 3, 1.0, 10, float("nan")), ValueError,
+     r"`tol` must be finite and >= 0"),
+    ("logreg NaN", lambda: ops.logistic_regression(torch.full((10, 4), float("nan")), _Y, 3, 1.0, 10, 1e-4),
+     ValueError, r"logistic_regression: `x` contains NaN or Inf"),
+    ("logreg labels length", lambda: ops.logistic_regression(_X, _Y[:9], 3, 1.0, 10, 1e-4), ValueError,
+     r"`y` has 9 entries but 10 were expected"),
+    ("logreg float labels", lambda: ops.logistic_regression(_X, _Y.float(), 3, 1.0, 10, 1e-4), TypeError,
+     r"`y` must hold integer labels"),
+    ("probe one class", lambda: ops.linear_probe_predict(_X, _Y * 0 + 4, _X, 1.0, 10, 1e-4), ValueError,
+     r"linear_probe_predict: `train_y` must hold at least 2 classes"),
+    ("probe columns", lambda: ops.linear_probe_predict(_X, _Y, torch.randn(3, 5), 1.0, 10, 1e-4), ValueError,
+     r"`query_x` has 5 columns but `train_x` has 4"),
+    ("evaluate probe_c", lambda: modgap.evaluate({"a": _X, "b": _X}, ks=(1,), probe_c=-1.0), ValueError,
+     r"`probe_c` \(the linear probe's C\) must be finite and > 0, got -1"),
+    ("evaluate probe_max_iter", lambda: modgap.evaluate({"a": _X, "b": _X}, ks=(1,), probe_max_iter=-1), ValueError,
+     r"`probe_max_iter` must be >= 0 \(0 skips the linear probe and separability\), got -1"),
     ("gap_stats one row", lambda: ops.gap_stats([_X[:1], _X[:1]], False), ValueError, r"expected at least 2 rows \(N\)"),
     ("gap_stats NaN", lambda: ops.gap_stats([_X, torch.full((10, 4), float("inf"))], False), ValueError,
      r"gap_stats: `embeddings\[1\]` contains NaN or Inf"),
@@ -486,6 +602,10 @@ def test_evaluation_meta_kernels_check_too():
         ops.kmeans(_X.to("meta"), 11, 300, 1e-4, 1, 0)
     with pytest.raises(ValueError, match=r"`metric` must be"):
         ops.knn_predict(_X.to("meta"), _Y.to("meta"), _X.to("meta"), 3, "l1")
+    with pytest.raises(ValueError, match=r"`C` \(inverse regularisation strength\) must be finite and > 0"):
+        ops.logistic_regression(_X.to("meta"), _Y.to("meta"), 3, -2.0, 10, 1e-4)
+    coef, intercept, n_iter = ops.logistic_regression(_X.to("meta"), _Y.to("meta"), 2, 1.0, 10, 1e-4)
+    assert coef.shape == (1, 4) and intercept.shape == (1,) and coef.dtype == torch.float64 and n_iter.shape == ()
 
 
 def test_cli_eval_reads_the_protocol_from_a_config(tmp_path):
