@@ -287,6 +287,18 @@ def table(results: dict, n_test: int, cfg: dict) -> str:
         pairs = r["evaluation"]["pairs"]
         lines.append(f"| {TITLES.get(run, run)} | " + " | ".join(f"{p['gap']:.3f}" for p in pairs.values()) + " | "
                      + " | ".join(f"{p['cos_tp_mean']:.3f}" for p in pairs.values()) + " |")
+    first = results[next(iter(results))]["evaluation"]
+    names = [m for m in MODALITIES if m in first["knn"]["accuracy"]]
+    lines += ["", "Intra-modal expressiveness (Table 7 style): kNN / linear-probe accuracy per modality (%), "
+              "held-out triples split 80/20 (seeded); linear separability per pair (0.5: modalities inseparable).", "",
+              "| Method | " + " | ".join(f"{m} kNN | {m} probe" for m in names) + " | "
+              + " | ".join(f"separability {p}" for p in first["pairs"]) + " |",
+              "| --- |" + " --- |" * (2 * len(names) + len(first["pairs"]))]
+    for run, r in results.items():
+        e = r["evaluation"]
+        lines.append(f"| {TITLES.get(run, run)} | " + " | ".join(
+            f"{100 * e['knn']['accuracy'][m]:.1f} | {100 * e['linear_probe']['accuracy'][m]:.1f}" for m in names)
+            + " | " + " | ".join(f"{p['linear_separability']:.3f}" for p in e["pairs"].values()) + " |")
     return "\n".join(lines) + "\n"
 
 

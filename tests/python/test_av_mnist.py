@@ -201,6 +201,7 @@ def test_short_training_run_reports_what_its_embeddings_give(tmp_path):
     results = json.loads((tmp_path / "av_mnist_results.json").read_text())
     assert list(results["runs"]) == ["clip_lt", "clip_ft", "ours"]
     assert "| Ours |" in run.stdout and (tmp_path / "table1.md").read_text() in run.stdout
+    assert "Intra-modal expressiveness (Table 7 style)" in run.stdout
     gaps = {}
     for name, r in results["runs"].items():
         assert [h["epoch"] for h in r["history"]] == [1, 2, 3]
@@ -211,6 +212,7 @@ def test_short_training_run_reports_what_its_embeddings_give(tmp_path):
         for pair, values in again["pairs"].items():
             assert ev["pairs"][pair]["gap"] == pytest.approx(values["gap"], rel=1e-12)
         assert ev["clustering"]["v_measure"] == pytest.approx(again["clustering"]["v_measure"], rel=1e-12)
+        assert ev["linear_probe"] == again["linear_probe"] and ev["knn"] == again["knn"]
         assert ev["mean_over_pairs"]["gap"] == pytest.approx(np.mean([p["gap"] for p in again["pairs"].values()]))
         assert r["history"][-1]["gap"] == pytest.approx(ev["mean_over_pairs"]["gap"], rel=1e-9)
         for direction in ("image->class text", "audio->class text"):
