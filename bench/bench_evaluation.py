@@ -14,6 +14,8 @@ Tasks (the issue's sizes; --scale shrinks N for a CPU with few cores, the table 
                                                                                 as the Fill-the-Gap reproduction computes them)
   emd      exact transport, 5k x 5k squared-Euclidean costs of 512-d points      (POT ot.emd, LEMON's network simplex)
   emd_laplace  Fill the Gap's OT method, 1k images -> 1k texts x 512, fit + map    (POT EMDLaplaceTransport)
+  linear_probe 20k x 512, 20 classes, fit + predict with LogisticRegression's defaults (C 1, 100 iterations,
+           tol 1e-4)                                                         (sklearn LogisticRegression, lbfgs)
 
   .venv/bin/python bench/bench_evaluation.py [--scale 0.25] [--device cpu|cuda] [--json out.json]
 """
@@ -40,6 +42,7 @@ TASKS = {
     "fill_gap": dict(n=5_000, d=512),
     "emd": dict(n=5_000, d=512),
     "emd_laplace": dict(n=1_000, d=512),
+    "linear_probe": dict(n=20_000, d=512, classes=20),
 }
 
 
@@ -201,6 +204,21 @@ def make_task(task: str, scale: float, device: str):
             import ot
             model = ot.da.EMDLaplaceTransport().fit(Xs=x.numpy(), Xt=y.numpy())
             return float(model.transform(Xs=x.numpy()).sum())
+        return size, ours, reference
+    if task == "linear_probe":
+        n = int(p["n"] * scale)
+        y = torch.randint(0, p["classes"], (n,), generator=generator)
+        centers = torch.randn(p["classes"], p["d"], generator=generator)
+        x = torch.nn.functional.normalize(centers[y] + 8 * torch.randn(n, p["d"], generator=generator), dim=1)
+        x_dev, y_dev = x.to(device), y.to(device)
+        size = f"{n} x {p['d']}, {p['classes']} classes"
+
+        def ours():
+            return (modgap.linear_probe_predict(x_dev, y_dev, x_dev) == y_dev).double().mean().item()
+
+        def reference():
+            from sklearn.linear_model import LogisticRegression
+            return float((LogisticRegression().fit(x.numpy(), y.numpy()).predict(x.numpy()) == y.numpy()).mean())
         return size, ours, reference
     raise ValueError(task)
 
