@@ -209,8 +209,10 @@ def main(overrides: list[str]) -> None:
             ("R@1 text->image %", lambda e: 100 * e["pairs"]["image-text"]["recall"]["text->image"]["R@1"], "{:.1f}", "higher"),
             ("ITR (Fill the Gap)", lambda e: _ratio(e["pairs"]["image-text"]["fill_the_gap"]["itr"]), "{:.2f}", "closer to 1"),
             ("TIR (Fill the Gap)", lambda e: _ratio(e["pairs"]["image-text"]["fill_the_gap"]["tir"]), "{:.2f}", "closer to 1"),
+            ("linear separability", lambda e: e["pairs"]["image-text"]["linear_separability"], "{:.3f}", "lower"),
             ("V-measure (joint k-means) %", lambda e: 100 * e["clustering"]["v_measure"], "{:.1f}", "higher"),
-            ("kNN accuracy (joint) %", lambda e: 100 * e["knn"]["accuracy"]["joint"], "{:.1f}", "higher")]
+            ("kNN accuracy (joint) %", lambda e: 100 * e["knn"]["accuracy"]["joint"], "{:.1f}", "higher"),
+            ("linear probe (joint) %", lambda e: 100 * e["linear_probe"]["accuracy"]["joint"], "{:.1f}", "higher")]
     titles = [t for t, _ in RUNS]
     print(f"\nHeld-out digits ({len(dataset['val_labels'])} pairs), Table-1 style, after {cfg['epochs']} epochs "
           f"(same seed {cfg['seed']}; protocol: {json.dumps(results[titles[0]]['evaluation']['protocol'])})")
