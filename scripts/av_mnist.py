@@ -223,46 +223,16 @@ def train_run(cfg: dict, run: str, splits, image_norm, audio_norm, test_index, t
 
 
 def plots(results: dict, labels: torch.Tensor, out: Path) -> List[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    out.mkdir(parents=True, exist_ok=True)
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5))
-    for ax, (run, r) in zip(np.atleast_1d(axes), results.items()):
-        joint = torch.cat([r["embeddings"][m] for m in MODALITIES]).double()
-        centred = joint - joint.mean(0)
-        _, _, v = torch.linalg.svd(centred, full_matrices=False)
-        xy = (centred @ v[:2].T).numpy()
-        n = len(labels)
-        for i, (marker, name) in enumerate(zip("s^o", MODALITIES)):
-            text = name == "text"  # ten distinct points (one text per class): drawn large, outlined, on top
-            ax.scatter(xy[i * n:(i + 1) * n, 0], xy[i * n:(i + 1) * n, 1], c=labels.numpy(), cmap="tab10",
-                       vmin=0, vmax=9, marker=marker, s=80 if text else 12, alpha=1.0 if text else 0.6,
-                       edgecolors="k" if text else "none", zorder=3 if text else 2, label=name)
-        e = r["evaluation"]
-        ax.set_title(f"{TITLES.get(run, run)}: gap {e['mean_over_pairs']['gap']:.2f}, "
-                     f"V-measure {e['clustering']['v_measure']:.2f}")
-        ax.legend(loc="best")
-    fig.suptitle("Held-out AV-MNIST pairs, PCA of the three modalities (colour = digit; s image, ^ audio, o text)")
-    fig.tight_layout()
-    written = [out / "pca_embeddings.png"]
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-
-    fig, (ax_gap, ax_v) = plt.subplots(1, 2, figsize=(11, 4))
-    for run, r in results.items():
-        epochs = [h["epoch"] for h in r["history"]]
-        ax_gap.plot(epochs, [h["gap"] for h in r["history"]], marker=".", label=TITLES.get(run, run))
-        ax_v.plot(epochs, [h["v_measure"] for h in r["history"]], marker=".", label=TITLES.get(run, run))
-    ax_gap.set(xlabel="epoch", ylabel="gap (eq. 2), mean over pairs", title="Modality gap during training")
-    ax_v.set(xlabel="epoch", ylabel="V-measure", title="Joint k-means V-measure during training")
-    ax_gap.legend()
-    ax_v.legend()
-    fig.tight_layout()
-    written.append(out / "gap_vmeasure_training.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-    return written
+    from training_plots import pca_scatter, training_curves
+    panels = {run: ({m: r["embeddings"][m] for m in MODALITIES},
+                    f"{TITLES.get(run, run)}: gap {r['evaluation']['mean_over_pairs']['gap']:.2f}, "
+                    f"V-measure {r['evaluation']['clustering']['v_measure']:.2f}") for run, r in results.items()}
+    curves = {TITLES.get(run, run): ([h["epoch"] for h in r["history"]], [h["gap"] for h in r["history"]],
+                                     [h["v_measure"] for h in r["history"]]) for run, r in results.items()}
+    # the text modality has ten distinct points (one text per class): drawn large, outlined, on top
+    return [pca_scatter(panels, labels, out / "pca_embeddings.png", "Held-out AV-MNIST triples, PCA of the three "
+                        "modalities (colour = digit; s image, ^ audio, o text)", "s^o", large=("text",)),
+            training_curves(curves, out / "gap_vmeasure_training.png", gap_label="gap (eq. 2), mean over pairs")]
 
 
 def table(results: dict, n_test: int, cfg: dict) -> str:

@@ -143,44 +143,15 @@ def history(run_dir: Path) -> list[dict]:
 
 
 def plots(results: dict, labels: torch.Tensor, out: Path) -> list[Path]:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
-    fig, axes = plt.subplots(1, len(results), figsize=(6 * len(results), 5))
-    for ax, (title, r) in zip(np.atleast_1d(axes), results.items()):
-        joint = torch.cat([r["embeddings"]["image"], r["embeddings"]["text"]]).double()
-        centred = joint - joint.mean(0)
-        _, _, v = torch.linalg.svd(centred, full_matrices=False)
-        xy = (centred @ v[:2].T).numpy()
-        n = len(labels)
-        for start, marker, name in ((0, "o", "image"), (n, "^", "text")):
-            ax.scatter(xy[start:start + n, 0], xy[start:start + n, 1], c=labels.numpy(), cmap="tab10", marker=marker,
-                       s=10, alpha=0.7, label=name)
-        pair = r["evaluation"]["pairs"]["image-text"]
-        ax.set_title(f"{title}: gap {pair['gap']:.2f}, V-measure {r['evaluation']['clustering']['v_measure']:.2f}")
-        ax.legend(loc="best")
-    fig.suptitle("Held-out digits, PCA of both modalities (colour = digit; o image, ^ text)")
-    fig.tight_layout()
-    written.append(out / "pca_embeddings.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-
-    fig, (ax_gap, ax_v) = plt.subplots(1, 2, figsize=(11, 4))
-    for title, r in results.items():
-        epochs = [h["epoch"] for h in r["history"]]
-        ax_gap.plot(epochs, [h["modgap_gap"] for h in r["history"]], marker=".", label=title)
-        ax_v.plot(epochs, [h["modgap_v_measure"] for h in r["history"]], marker=".", label=title)
-    ax_gap.set(xlabel="epoch", ylabel="gap (eq. 2)", title="Modality gap during training")
-    ax_v.set(xlabel="epoch", ylabel="V-measure", title="Joint k-means V-measure during training")
-    ax_gap.legend()
-    ax_v.legend()
-    fig.tight_layout()
-    written.append(out / "gap_vmeasure_training.png")
-    fig.savefig(written[-1], dpi=110)
-    plt.close(fig)
-    return written
+    from training_plots import pca_scatter, training_curves
+    panels = {title: ({m: r["embeddings"][m] for m in ("image", "text")},
+                      f"{title}: gap {r['evaluation']['pairs']['image-text']['gap']:.2f}, "
+                      f"V-measure {r['evaluation']['clustering']['v_measure']:.2f}") for title, r in results.items()}
+    curves = {title: ([h["epoch"] for h in r["history"]], [h["modgap_gap"] for h in r["history"]],
+                      [h["modgap_v_measure"] for h in r["history"]]) for title, r in results.items()}
+    return [pca_scatter(panels, labels, out / "pca_embeddings.png",
+                        "Held-out digits, PCA of both modalities (colour = digit; o image, ^ text)", "o^"),
+            training_curves(curves, out / "gap_vmeasure_training.png")]
 
 
 def main(overrides: list[str]) -> None:

@@ -26,6 +26,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <set>
@@ -96,50 +97,63 @@ Json recall_json(const at::Tensor& recall, const std::vector<int64_t>& ks) {
   return out;
 }
 
+// The rows of a seeded split: `permutation`'s first n_test entries are held out, the rest train.
+struct HeldOutSplit {
+  at::Tensor train_rows;
+  at::Tensor test_rows;
+};
+
+HeldOutSplit held_out_split(const at::Tensor& permutation, int64_t n_test, const at::Device& device) {
+  const at::Tensor perm = permutation.to(device);
+  return {perm.narrow(0, n_test, perm.size(0) - n_test), perm.narrow(0, 0, n_test)};
+}
+
+using Classifier = std::function<at::Tensor(const at::Tensor& train_x, const at::Tensor& train_y,
+                                            const at::Tensor& test_x)>;
+
+// Held-out accuracy of `classify` trained on the split's training rows of (x, y).
+double split_accuracy(const at::Tensor& x, const at::Tensor& y, const HeldOutSplit& split, const Classifier& classify) {
+  const at::Tensor predicted = classify(x.index_select(0, split.train_rows), y.index_select(0, split.train_rows),
+                                        x.index_select(0, split.test_rows));
+  return scalar((predicted == y.index_select(0, split.test_rows)).to(at::kDouble).mean());
+}
+
 // kNN accuracy of `x` (rows) with `y` on the split given by `permutation` (first n_test rows held out).
 double knn_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& permutation, int64_t n_test,
                     const EvaluateOptions& options) {
-  const at::Tensor perm = permutation.to(x.device());
-  const at::Tensor test_rows = perm.narrow(0, 0, n_test);
-  const at::Tensor train_rows = perm.narrow(0, n_test, perm.size(0) - n_test);
-  const at::Tensor predicted = modgap::knn_predict(x.index_select(0, train_rows), y.index_select(0, train_rows),
-                                                   x.index_select(0, test_rows), options.knn_k, options.knn_metric);
-  return scalar((predicted == y.index_select(0, test_rows)).to(at::kDouble).mean());
+  return split_accuracy(x, y, held_out_split(permutation, n_test, x.device()),
+                        [&](const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& test_x) {
+                          return modgap::knn_predict(train_x, train_y, test_x, options.knn_k, options.knn_metric);
+                        });
 }
 
-// Linear-probe accuracy on the same split (rows of `permutation`: the first n_test held out).
+// Linear-probe accuracy on the same split; NaN (null in the JSON) when the training rows hold one class.
 double probe_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& permutation, int64_t n_test,
                       const EvaluateOptions& options) {
-  const at::Tensor perm = permutation.to(x.device());
-  const at::Tensor test_rows = perm.narrow(0, 0, n_test);
-  const at::Tensor train_rows = perm.narrow(0, n_test, perm.size(0) - n_test);
-  const at::Tensor train_y = y.index_select(0, train_rows);
-  if (std::get<0>(at::_unique2(train_y)).size(0) < 2) {
-    return std::numeric_limits<double>::quiet_NaN();  // one class in the training split: no classifier
+  const HeldOutSplit split = held_out_split(permutation, n_test, x.device());
+  if (std::get<0>(at::_unique2(y.index_select(0, split.train_rows))).size(0) < 2) {
+    return std::numeric_limits<double>::quiet_NaN();
   }
-  const at::Tensor predicted = modgap::linear_probe_predict(x.index_select(0, train_rows), train_y,
-                                                            x.index_select(0, test_rows), options.probe_c,
-                                                            options.probe_max_iter, 1e-4);
-  return scalar((predicted == y.index_select(0, test_rows)).to(at::kDouble).mean());
+  return split_accuracy(x, y, split, [&](const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& test_x) {
+    return modgap::linear_probe_predict(train_x, train_y, test_x, options.probe_c, options.probe_max_iter, 1e-4);
+  });
 }
 
 // Fahim et al.'s linear separability of modalities a and b: logistic regression tells a's rows (0) from
 // b's (1); samples split by index (`permutation`, first n_test held out), both members on the same side.
 double linear_separability(const at::Tensor& a, const at::Tensor& b, const at::Tensor& permutation, int64_t n_test,
                            const EvaluateOptions& options) {
-  const at::Tensor perm = permutation.to(a.device());
-  const at::Tensor test_rows = perm.narrow(0, 0, n_test);
-  const at::Tensor train_rows = perm.narrow(0, n_test, perm.size(0) - n_test);
-  const auto side = [&](const at::Tensor& rows) {
-    const at::Tensor x = at::cat({a.index_select(0, rows), b.index_select(0, rows)});
-    const at::Tensor y = at::cat({at::zeros({rows.size(0)}, rows.options()), at::ones({rows.size(0)}, rows.options())});
-    return std::make_pair(x, y);
-  };
-  const auto [train_x, train_y] = side(train_rows);
-  const auto [test_x, test_y] = side(test_rows);
-  const LogisticRegressionFit fit =
-      logistic_regression_fit(train_x, train_y, 2, options.probe_c, options.probe_max_iter, 1e-4);
-  return scalar((logistic_regression_predict(fit, test_x) == test_y).to(at::kDouble).mean());
+  const HeldOutSplit split = held_out_split(permutation, n_test, a.device());
+  const int64_t n = a.size(0);
+  // Rows of [a; b] with b's rows offset by n: a sample's two rows sit on the same side of the split.
+  const HeldOutSplit stacked{at::cat({split.train_rows, split.train_rows + n}), at::cat({split.test_rows, split.test_rows + n})};
+  const at::Tensor modality = at::cat({at::zeros({n}, split.train_rows.options()), at::ones({n}, split.train_rows.options())});
+  return split_accuracy(at::cat({a, b}), modality, stacked,
+                        [&](const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& test_x) {
+                          const LogisticRegressionFit fit = logistic_regression_fit(
+                              train_x, train_y, 2, options.probe_c, options.probe_max_iter, 1e-4);
+                          return logistic_regression_predict(fit, test_x);
+                        });
 }
 
 std::string format_table(const Json& result, const std::vector<std::string>& names, const std::vector<int64_t>& ks) {

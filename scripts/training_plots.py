@@ -1,0 +1,64 @@
+"""The two figures the paper's runs write (shared by scripts/openclip_digits.py and scripts/av_mnist.py):
+a PCA of every modality's held-out embeddings per run (Fig. 2 / 6) and the gap and V-measure over
+training (Fig. 5 / 7)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Dict, List, Sequence, Tuple
+
+import numpy as np
+import torch
+
+
+def _pyplot():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def pca_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels: torch.Tensor, out: Path,
+                suptitle: str, markers: Sequence[str], large: Sequence[str] = ()) -> Path:
+    """One panel per run: ``runs[name] = (embeddings {modality: [N, D]}, panel title)``. The modalities are
+    projected together on their first two principal components; colour = label, one marker per modality.
+    Modalities named in ``large`` (few distinct points, e.g. one text per class) are drawn large and on top."""
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(runs), figsize=(6 * len(runs), 5))
+    n = len(labels)
+    for ax, (embeddings, title) in zip(np.atleast_1d(axes), runs.values()):
+        joint = torch.cat(list(embeddings.values())).double()
+        centred = joint - joint.mean(0)
+        _, _, v = torch.linalg.svd(centred, full_matrices=False)
+        xy = (centred @ v[:2].T).numpy()
+        for i, (marker, name) in enumerate(zip(markers, embeddings)):
+            big = name in large
+            ax.scatter(xy[i * n:(i + 1) * n, 0], xy[i * n:(i + 1) * n, 1], c=labels.numpy(), cmap="tab10", vmin=0,
+                       vmax=9, marker=marker, s=80 if big else 10, alpha=1.0 if big else 0.65,
+                       edgecolors="k" if big else "none", zorder=3 if big else 2, label=name)
+        ax.set_title(title)
+        ax.legend(loc="best")
+    fig.suptitle(suptitle)
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def training_curves(curves: Dict[str, Tuple[List[int], List[float], List[float]]], out: Path,
+                    gap_label: str = "gap (eq. 2)") -> Path:
+    """``curves[run] = (epochs, gap per epoch, V-measure per epoch)``: two panels, one line per run."""
+    plt = _pyplot()
+    fig, (ax_gap, ax_v) = plt.subplots(1, 2, figsize=(11, 4))
+    for run, (epochs, gaps, v_measures) in curves.items():
+        ax_gap.plot(epochs, gaps, marker=".", label=run)
+        ax_v.plot(epochs, v_measures, marker=".", label=run)
+    ax_gap.set(xlabel="epoch", ylabel=gap_label, title="Modality gap during training")
+    ax_v.set(xlabel="epoch", ylabel="V-measure", title="Joint k-means V-measure during training")
+    ax_gap.legend()
+    ax_v.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
