@@ -39,7 +39,8 @@ import modgap  # noqa: E402
 from av_mnist_data import WORDS, TEMPLATES, caption_texts, load_splits, pair_audio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-TITLES = {"clip_lt": "CLIP (LT)", "clip_ft": "CLIP (FT)", "ours": "Ours", "notagap": "NotAGap",
+TITLES = {"clip_lt": "CLIP (LT)", "clip_ft": "CLIP (FT)", "ours": "Ours", "ours_no_infonce": "Ours w/o InfoNCE",
+          "notagap": "NotAGap",
           "atp_uniformity": "ATP + uniformity"}
 # Table 1, AV-MNIST (3 modal), as printed: gap, TV R@1, TA R@1, V-measure, kNN.
 PAPER_TABLE1 = {"clip_lt": (0.20, 87.1, 84.2, 77.6, 87.0), "clip_ft": (0.24, 84.1, 80.4, 73.8, 85.0),
@@ -199,7 +200,7 @@ def train_run(cfg: dict, run: str, splits, image_norm, audio_norm, test_index, t
                  encoders["audio"](audio_norm(train.audio.spectrograms[audio_index[rows]][:, None])),
                  encoders["text"](captions_for(train.labels[rows], cfg, generator))]
             scale = log_scale.exp().clamp(max=100.0)  # OpenCLIP clamps the logit scale at 100
-            clip = contrastive_loss(z, scale, cfg["clip_pairs"], anchor)
+            clip = float(loss_cfg.get("contrastive", 1.0)) * contrastive_loss(z, scale, cfg["clip_pairs"], anchor)
             extra = gap_loss(z) if gap_loss is not None else torch.zeros((), device=device)
             loss = clip + extra
             optimiser.zero_grad(set_to_none=True)

@@ -47,7 +47,8 @@ class ModGapLoss(nn.Module):
     Keys added to the loss dict (OpenCLIP sums every value and logs each key; never ``loss``):
     ``atp_loss`` = lambda1 * L_ATP (eq. 7) and ``cu_loss`` = lambda2 * L_CU (eq. 8/9) for ``ours`` and
     ``ours_scheduled``; ``uniformity_loss``, ``alignment_loss`` [``cross_uniformity_loss``] for
-    ``notagap`` and ``atp_uniformity`` (Table 11's arm). Half-precision features (AMP) are cast to float32,
+    ``notagap`` and ``atp_uniformity`` (Table 11's arm). A ``contrastive`` weight in the config scales the
+    base loss's terms (``ours_no_infonce``: 0, Table 8's arm without InfoNCE). Half-precision features (AMP) are cast to float32,
     outside autocast.
     """
 
@@ -113,5 +114,8 @@ class ModGapLoss(nn.Module):
         out = self.base(image_features=image_features, text_features=text_features, *args, output_dict=True, **kwargs)
         if not isinstance(out, dict):
             out = {"contrastive_loss": out}
+        weight = float(self.config.get("contrastive", 1.0))  # Table 8: 0 drops L^(m->n) (kept in the graph)
+        if weight != 1.0:
+            out = {key: weight * value for key, value in out.items()}
         out.update(self.modgap_terms(image_features, text_features))
         return out if output_dict else sum(out.values())

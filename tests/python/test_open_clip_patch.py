@@ -103,6 +103,25 @@ def test_terms_reach_both_towers():
     assert sum(g.abs().sum() for g in visual) > 0 and sum(g.abs().sum() for g in text) > 0
 
 
+def test_contrastive_weight_drops_infonce_for_table_8():
+    model = _tiny_model()
+    images, texts = _batch()
+    out = model(images, texts)
+    full = ModGapLoss(open_clip.ClipLoss(), OURS)(**out, output_dict=True)
+    ablation = modgap.config.compose(ROOT / "configs", "train", ["loss=ours_no_infonce"])["loss"]
+    assert ablation["contrastive"] == 0.0 and ablation["lambda1"] == ablation["lambda2"] == 1.0
+    terms = ModGapLoss(open_clip.ClipLoss(), ablation)(**out, output_dict=True)
+    assert terms["contrastive_loss"].item() == 0.0
+    torch.testing.assert_close(terms["atp_loss"], full["atp_loss"])
+    torch.testing.assert_close(terms["cu_loss"], full["cu_loss"])
+    half = ModGapLoss(open_clip.ClipLoss(), {**OURS, "contrastive": 0.5})(**out, output_dict=True)
+    torch.testing.assert_close(half["contrastive_loss"], 0.5 * full["contrastive_loss"])
+    total = ModGapLoss(open_clip.ClipLoss(), ablation)(**out)
+    total.backward()  # the logit scale stays in the graph with a zero gradient (no unused parameter under DDP)
+    assert model.logit_scale.grad is not None and model.logit_scale.grad.item() == 0.0
+    torch.testing.assert_close(total, full["atp_loss"] + full["cu_loss"])
+
+
 def test_accumulation_gives_the_full_batch_gradient():
     # open_clip_train.train with --accum-freq k: features of all k chunks are cached without grad, then
     # chunk j is recomputed with grad and the loss sees cat(cached[:j] + [fresh_j] + cached[j+1:]); the
