@@ -218,6 +218,15 @@ def test_short_training_run_reports_what_its_embeddings_give(tmp_path):
         for direction in ("image->class text", "audio->class text"):
             assert 0.0 <= ev["class_text_retrieval"][direction]["R@1"] <= ev["class_text_retrieval"][direction]["R@5"] <= 1.0
         gaps[name] = ev["mean_over_pairs"]["gap"]
+    # Table 7's five runs: mean and sample std of the scores over evaluation seeds 0..4
+    saved = torch.load(tmp_path / "embeddings_ours.pt")
+    repeated = results["runs"]["ours"]["evaluation"]["repeated"]
+    assert repeated["seeds"] == [0, 1, 2, 3, 4]
+    probe = [modgap.evaluate(saved["embeddings"], saved["labels"], ks=(1,), seed=s, fill_gap_k=0)["linear_probe"]
+             ["accuracy"]["audio"] for s in range(5)]
+    assert repeated["linear_probe"]["audio"]["mean"] == pytest.approx(np.mean(probe), abs=1e-12)
+    assert repeated["linear_probe"]["audio"]["std"] == pytest.approx(np.std(probe, ddof=1), abs=1e-12)
+    assert "mean ± std over 5 seeded 80/20 splits" in run.stdout
     assert results["runs"]["clip_lt"]["history"][0]["temperature"] != results["runs"]["clip_lt"]["history"][-1]["temperature"]
     assert results["runs"]["clip_ft"]["history"][-1]["temperature"] == pytest.approx(0.07)
     # eq. 21's terms close the gap (the paper's Table 1 claim), here after 3 short epochs already
