@@ -312,10 +312,19 @@ def main(overrides: List[str]) -> dict:
     runs = list(base["runs"])
     unknown = [r for r in runs if not (ROOT / "configs" / "loss" / f"{r}.yaml").is_file()]
     if not runs or unknown:
-        raise ValueError(f"runs: expected a non-empty list of loss options from configs/loss/, got {runs}")
+        raise ValueError(f"runs: expected a non-empty list of loss options from configs/loss/, got {runs}"
+                         + (f" ({unknown} not found)" if unknown else ""))
+    configs = {run: modgap.config.compose(ROOT / "configs", "av_mnist", overrides + [f"loss={run}"]) for run in runs}
+    for run, cfg in configs.items():  # refuse before any training starts
+        unsupported = sorted(k for k in ("uniformity", "alignment", "cross_uniformity", "schedule") if cfg["loss"].get(k))
+        if unsupported:
+            raise ValueError(f"runs: loss={run} uses {unsupported}, which scripts/av_mnist.py does not implement "
+                             "(it trains contrastive * InfoNCE + lambda1 L_ATP + lambda2 L_CU: clip_lt, clip_ft, ours, "
+                             "ours_no_infonce)")
     out = Path(base["data"]["root"])
     if not out.is_absolute():
         out = ROOT / out
+    out.mkdir(parents=True, exist_ok=True)
     base["data"]["root"] = str(out)
     log(f"modgap {modgap.__version__}; configs/av_mnist.yaml {' '.join(overrides)}: data {base['data']['name']}, "
         f"runs {runs}, {base['epochs']} epochs, batch {base['batch_size']}, lr {base['lr']}, d {base['embed_dim']}")
@@ -336,13 +345,8 @@ def main(overrides: List[str]) -> dict:
     test_captions = captions_for(splits["test"].labels, base, test_generator)
 
     results = {}
-    for run in runs:
-        cfg = modgap.config.compose(ROOT / "configs", "av_mnist", overrides + [f"loss={run}"])
+    for run, cfg in configs.items():
         cfg["data"]["root"] = str(out)
-        unsupported = sorted(k for k in ("uniformity", "alignment", "cross_uniformity", "schedule") if cfg["loss"].get(k))
-        if unsupported:
-            raise ValueError(f"runs: loss={run} uses {unsupported}, which scripts/av_mnist.py does not implement "
-                             "(it trains InfoNCE + lambda1 L_ATP + lambda2 L_CU: clip_lt, clip_ft, ours)")
         log(f"training {TITLES.get(run, run)} (loss={run}: {json.dumps(cfg['loss'])})")
         encoders, history = train_run(cfg, run, splits, image_norm, audio_norm, test_index, test_captions)
         embeddings = embed_split(encoders, splits["test"], test_index, test_captions, image_norm, audio_norm)
@@ -355,7 +359,6 @@ def main(overrides: List[str]) -> dict:
 
     text = table(results, len(splits["test"].labels), base)
     print("\n" + text)
-    out.mkdir(parents=True, exist_ok=True)
     (out / "table1.md").write_text(text)
     summary = {"config": base, "runs": {r: {k: v for k, v in res.items() if k != "embeddings"} for r, res in results.items()}}
     (out / "av_mnist_results.json").write_text(json.dumps(summary, indent=2))

@@ -234,8 +234,23 @@ def test_short_training_run_reports_what_its_embeddings_give(tmp_path):
 
 
 def test_unsupported_runs_are_refused(tmp_path):
-    run = _run(tmp_path, "runs=[notagap]", "epochs=1", "data.speakers=3", "data.test_speakers=1", "data.repetitions=1")
-    assert run.returncode != 0
+    # refused before any run trains (and before the data is built)
+    run = _run(tmp_path, "runs=[ours,notagap]", "epochs=1", "data.speakers=3", "data.test_speakers=1", "data.repetitions=1")
+    assert run.returncode != 0 and "training" not in run.stdout and not list(tmp_path.glob("spoken_digits_*.pt"))
     assert "runs: loss=notagap uses ['alignment', 'uniformity'], which scripts/av_mnist.py does not implement" in run.stderr
     run = _run(tmp_path, "runs=[]", "epochs=1")
     assert run.returncode != 0 and "runs: expected a non-empty list of loss options" in run.stderr
+    run = _run(tmp_path, "runs=[ours,oursx]", "epochs=1")
+    assert run.returncode != 0 and "(['oursx'] not found)" in run.stderr
+
+
+def test_real_data_path_trains_on_files_in_mnist_and_audio_mnist_formats(files_dataset):
+    tmp_path, _ = files_dataset
+    out = tmp_path / "run"
+    run = _run(out, "data=av_mnist", f"data.mnist_root={tmp_path / 'mnist'}",
+               f"data.audio_mnist_root={tmp_path / 'AudioMNIST'}", "data.test_speakers=1", "runs=[ours]", "epochs=1",
+               "batch_size=8", "plots=false")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "train: 30 images, 20 clips by 2 speakers" in run.stdout and "test: 12 images, 10 clips by 1 speakers" in run.stdout
+    saved = torch.load(out / "embeddings_ours.pt")
+    assert saved["embeddings"]["audio"].shape == (12, 64) and saved["labels"].tolist() == [i % 10 for i in range(12)]
