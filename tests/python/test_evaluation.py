@@ -490,6 +490,15 @@ def test_cli_eval_matches_python(tmp_path):
     from_cli = json.loads(out.read_text())
     from_python = modgap.evaluate(embeddings, labels, ks=(1, 5), seed=3, n_init=2)
     assert from_cli == from_python
+    assert "linear-probe accuracy:" in run.stdout and "linear separability" in run.stdout
+    # the probe's keys: C and iterations reach the fit; 0 iterations skips probe and separability
+    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_c=0.25, probe_max_iter=40)
+    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "linear_probe" not in json.loads(out.read_text())
 
 
 def test_cli_errors_are_clear(tmp_path):
