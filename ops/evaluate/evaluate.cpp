@@ -108,6 +108,9 @@ HeldOutSplit held_out_split(const at::Tensor& permutation, int64_t n_test, const
   return {perm.narrow(0, n_test, perm.size(0) - n_test), perm.narrow(0, 0, n_test)};
 }
 
+// The probe's gradient tolerance: LogisticRegression's default tol.
+constexpr double kProbeTol = 1e-4;
+
 using Classifier = std::function<at::Tensor(const at::Tensor& train_x, const at::Tensor& train_y,
                                             const at::Tensor& test_x)>;
 
@@ -135,7 +138,7 @@ double probe_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor
     return std::numeric_limits<double>::quiet_NaN();
   }
   return split_accuracy(x, y, split, [&](const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& test_x) {
-    return modgap::linear_probe_predict(train_x, train_y, test_x, options.probe_c, options.probe_max_iter, 1e-4);
+    return modgap::linear_probe_predict(train_x, train_y, test_x, options.probe_c, options.probe_max_iter, kProbeTol);
   });
 }
 
@@ -151,7 +154,7 @@ double linear_separability(const at::Tensor& a, const at::Tensor& b, const at::T
   return split_accuracy(at::cat({a, b}), modality, stacked,
                         [&](const at::Tensor& train_x, const at::Tensor& train_y, const at::Tensor& test_x) {
                           const LogisticRegressionFit fit = logistic_regression_fit(
-                              train_x, train_y, 2, options.probe_c, options.probe_max_iter, 1e-4);
+                              train_x, train_y, 2, options.probe_c, options.probe_max_iter, kProbeTol);
                           return logistic_regression_predict(fit, test_x);
                         });
 }
@@ -212,17 +215,17 @@ std::string format_table(const Json& result, const std::vector<std::string>& nam
         << "): homogeneity " << std::setprecision(4) << clustering.at("homogeneity").as_number() << ", completeness "
         << clustering.at("completeness").as_number() << ", V-measure " << clustering.at("v_measure").as_number()
         << "\n";
-    out << "kNN accuracy (k = " << static_cast<int64_t>(protocol.at("knn_k").as_number()) << "):";
-    for (const auto& [name, accuracy] : result.at("knn").at("accuracy").entries()) {
-      out << "  " << name << " " << std::setprecision(2) << 100.0 * accuracy.as_number() << "%";
-    }
-    out << "\n";
-    if (result.contains("linear_probe")) {
-      out << "linear-probe accuracy:";
-      for (const auto& [name, accuracy] : result.at("linear_probe").at("accuracy").entries()) {
+    const auto accuracy_line = [&](const std::string& title, const Json& accuracies) {
+      out << title << ":";
+      for (const auto& [name, accuracy] : accuracies.entries()) {
         out << "  " << name << " " << std::setprecision(2) << 100.0 * accuracy.as_number() << "%";
       }
       out << "\n";
+    };
+    accuracy_line("kNN accuracy (k = " + std::to_string(static_cast<int64_t>(protocol.at("knn_k").as_number())) + ")",
+                  result.at("knn").at("accuracy"));
+    if (result.contains("linear_probe")) {
+      accuracy_line("linear-probe accuracy", result.at("linear_probe").at("accuracy"));
     }
   }
   bool separability = false;
@@ -292,9 +295,10 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
   Json result = Json::object();
   Json pairs = Json::object();
   const at::Tensor identity = at::arange(n, at::TensorOptions().dtype(at::kLong).device(device));
-  // The sample split of the linear separability (the kNN split below draws the same permutation first).
-  at::Generator separability_generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options.seed));
-  const at::Tensor sample_permutation = at::randperm(n, separability_generator, at::TensorOptions().dtype(at::kLong));
+  // The seeded splits: the sample permutation (linear separability; per-modality kNN and probe) is drawn
+  // first, the joint one (labels only) second, from one CPU generator.
+  at::Generator generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options.seed));
+  const at::Tensor sample_permutation = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
   const int64_t separability_n_test =
       std::min<int64_t>(n - 1, std::max<int64_t>(1, std::llround(static_cast<double>(n) * options.test_fraction)));
   for (int64_t a = 0; a < num_modalities; ++a) {
@@ -374,14 +378,13 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
                                  .set("iterations", Json::integer(clustering.iterations)));
 
     progress("kNN accuracy");
-    at::Generator generator = at::detail::createCPUGenerator(static_cast<uint64_t>(options.seed));
     const auto split_sizes = [&](int64_t rows) {
       const int64_t n_test = std::max<int64_t>(1, std::llround(static_cast<double>(rows) * options.test_fraction));
       TORCH_CHECK_VALUE(rows - n_test >= options.knn_k, kEvaluateName, ": the kNN training split has ", rows - n_test,
                         " rows, fewer than knn_k = ", options.knn_k);
       return n_test;
     };
-    const at::Tensor permutation = at::randperm(n, generator, at::TensorOptions().dtype(at::kLong));
+    const at::Tensor& permutation = sample_permutation;
     const at::Tensor joint_permutation =
         at::randperm(n * num_modalities, generator, at::TensorOptions().dtype(at::kLong));
     const int64_t n_test = split_sizes(n);
