@@ -85,7 +85,8 @@ def make_gap_callback(split: str = "test", every_n_epochs: int = 1, seed: int = 
             # MultiBenchDataModule keeps the configured modality names among its dataset kwargs.
             names = (getattr(data_module, "dataset_kwargs", None) or {}).get("modalities")
             embeddings, labels = embed_modalities(pl_module, loader, list(names) if names else None)
-            self.last = summarize(modgap.evaluate(embeddings, labels, seed=seed))
+            # summarize() logs gap, Cos TP, RMG, V-measure and kNN: no Fill the Gap, probe or separability
+            self.last = summarize(modgap.evaluate(embeddings, labels, seed=seed, fill_gap_k=0, probe_max_iter=0))
             for key, value in self.last.items():
                 pl_module.log(key, value, on_epoch=True, rank_zero_only=True)
 

@@ -74,7 +74,7 @@ def gap_log(features: Dict[str, torch.Tensor], ids: List, categories: Optional[D
             index = torch.tensor(known)
             labels = torch.tensor([int(categories[str(ids[k])]) for k in known])
             result = modgap.evaluate({a: features[a].index_select(0, index) for a in letters}, labels, seed=seed,
-                                     fill_gap_k=0)
+                                     fill_gap_k=0, probe_max_iter=0)  # V-measure and kNN only
             out["v_measure"] = round(float(result["clustering"]["v_measure"]), 6)
             for name, accuracy in result["knn"]["accuracy"].items():
                 out[f"knn_accuracy_{name}"] = round(float(accuracy), 6)

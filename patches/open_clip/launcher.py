@@ -195,7 +195,8 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
             return metrics
         result = modgap.evaluate({"image": image, "text": text}, labels, ks=(1,),
                                  knn_k=int(protocol.get("knn_k", 5)), n_init=int(protocol.get("n_init", 1)),
-                                 seed=int(protocol.get("seed", 0)), fill_gap_k=0)  # computed above
+                                 seed=int(protocol.get("seed", 0)), fill_gap_k=0,  # computed above
+                                 probe_max_iter=0)  # the probe and separability are not logged here
         metrics["modgap_v_measure"] = float(result["clustering"]["v_measure"])
         metrics["modgap_knn_accuracy"] = float(result["knn"]["accuracy"]["joint"])
     return metrics
