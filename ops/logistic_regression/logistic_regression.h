@@ -28,4 +28,7 @@ at::Tensor logistic_regression_predict(const LogisticRegressionFit& fit, const a
 void check_logistic_regression_arguments(const char* op, const at::Tensor& x, const at::Tensor& y, double C,
                                          int64_t max_iter, double tol);
 
+// logistic_regression's `num_classes`: at least 2 (kernel and Meta kernel).
+void check_num_classes(int64_t num_classes);
+
 }  // namespace modgap

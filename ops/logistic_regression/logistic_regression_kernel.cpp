@@ -90,6 +90,10 @@ void check_logistic_regression_arguments(const char* op, const at::Tensor& x, co
   TORCH_CHECK_VALUE(std::isfinite(tol) && tol >= 0.0, op, ": `tol` must be finite and >= 0, got ", tol);
 }
 
+void check_num_classes(int64_t num_classes) {
+  TORCH_CHECK_VALUE(num_classes >= 2, kLogisticRegressionName, ": `num_classes` must be >= 2, got ", num_classes);
+}
+
 LogisticRegressionFit logistic_regression_fit(const at::Tensor& x_in, const at::Tensor& y, int64_t num_classes,
                                               double C, int64_t max_iter, double tol) {
   const at::Tensor x = x_in.to(at::kDouble).contiguous();
@@ -177,7 +181,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_regression_kernel(const 
                                                                           int64_t num_classes, double C,
                                                                           int64_t max_iter, double tol) {
   check_logistic_regression_arguments(kLogisticRegressionName, x, y, C, max_iter, tol);
-  TORCH_CHECK_VALUE(num_classes >= 2, kLogisticRegressionName, ": `num_classes` must be >= 2, got ", num_classes);
+  check_num_classes(num_classes);
   check_finite(kLogisticRegressionName, "x", x);
   const at::Tensor counts = at::bincount(y.to(at::kLong).clamp(-1, num_classes).add(1), {}, num_classes + 2).cpu();
   const int64_t below = counts[0].item<int64_t>(), above = counts[num_classes + 1].item<int64_t>();

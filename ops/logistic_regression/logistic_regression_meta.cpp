@@ -11,7 +11,7 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_regression_meta(const at
                                                                         int64_t num_classes, double C,
                                                                         int64_t max_iter, double tol) {
   check_logistic_regression_arguments(kLogisticRegressionName, x, y, C, max_iter, tol);
-  TORCH_CHECK_VALUE(num_classes >= 2, kLogisticRegressionName, ": `num_classes` must be >= 2, got ", num_classes);
+  check_num_classes(num_classes);
   const int64_t rows = num_classes == 2 ? 1 : num_classes;
   const auto options = x.options().dtype(at::kDouble);
   return {at::empty_symint({c10::SymInt(rows), x.sym_size(1)}, options), at::empty({rows}, options),
