@@ -31,6 +31,18 @@ std::tuple<std::string, std::string, std::vector<std::string>> compose_config_op
   }
 }
 
+// The jobs of a multirun sweep, flattened: every job has `per_job` overrides (one per distinct key).
+std::tuple<std::vector<std::string>, int64_t> expand_sweeps_op(std::vector<std::string> overrides) {
+  try {
+    const auto jobs = expand_sweeps(overrides);
+    std::vector<std::string> flat;
+    for (const auto& job : jobs) flat.insert(flat.end(), job.begin(), job.end());
+    return {flat, static_cast<int64_t>(jobs.front().size())};
+  } catch (const ConfigError& error) {
+    TORCH_CHECK_VALUE(false, error.what());
+  }
+}
+
 int64_t cuda_version() {
 #ifdef MODGAP_WITH_CUDA
   return CUDART_VERSION;
@@ -156,6 +168,9 @@ TORCH_LIBRARY(modgap, m) {
   // modgap.config.compose(); C++: modgap::compose_config().
   m.def("_compose_config(str config_dir, str config_name, str[] overrides) -> (str json, str yaml, str[] defaults)",
         &modgap::compose_config_op);
+  // Internal: Hydra multirun sweep expansion (`a=1,2 b=range(0,1,0.5)` -> the product of jobs),
+  // flattened with `per_job` overrides per job. Python: modgap.config.sweep(); C++: modgap::expand_sweeps().
+  m.def("_expand_sweeps(str[] overrides) -> (str[] jobs, int per_job)", &modgap::expand_sweeps_op);
 
   // ---- library information ----
   m.def("_cuda_version() -> int", &modgap::cuda_version);

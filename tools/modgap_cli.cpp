@@ -7,10 +7,12 @@
 // integer tensor under `labels` (key configurable) enables the group-wise metrics. Prints a table and
 // writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
 //
-//   modgap config CONFIG.yaml [override ...] [--info defaults|yaml]
+//   modgap config CONFIG.yaml [override ...] [--info defaults|yaml] [-m|--multirun]
 //
 // composes a Hydra-style config (the same composer as modgap.config.compose in Python) and prints it as
-// JSON (or its final defaults list, or YAML).
+// JSON (or its final defaults list, or YAML). With --multirun, sweeps (`a=1,2`, `choice(..)`,
+// `range(..)`) expand into jobs (Hydra's BasicSweeper): a JSON list of {"job", "overrides", "config"},
+// or one YAML document / defaults list per job, each headed by a `# job N: overrides` comment.
 //
 // eval keys: modalities=a,b[,c]  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X
 //       knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda[:i]
@@ -30,6 +32,7 @@
 #include <iterator>
 #include <map>
 #include <set>
+#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -38,7 +41,7 @@ namespace {
 
 constexpr const char* kUsage =
     "usage: modgap eval FILE [key=value ...] [config=CONFIG.yaml [eval.key=value ...]]\n"
-    "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml]\n"
+    "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml] [-m|--multirun]\n"
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
     "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda\n"
@@ -254,6 +257,23 @@ int run_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
+std::string quote_json(const std::string& text) {
+  std::string out = "\"";
+  for (const char c : text) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (static_cast<unsigned char>(c) < 0x20) {
+      char buffer[8];
+      std::snprintf(buffer, sizeof(buffer), "\\u%04x", c);
+      out += buffer;
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
 int run_config(const std::vector<std::string>& args) {
   if (args.empty()) {
     std::cerr << kUsage;
@@ -262,21 +282,53 @@ int run_config(const std::vector<std::string>& args) {
   const std::filesystem::path path(args[0]);
   std::vector<std::string> overrides;
   std::string info = "json";
+  bool multirun = false;
   for (size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--info" && i + 1 < args.size()) {
       info = args[++i];
+    } else if (args[i] == "-m" || args[i] == "--multirun") {
+      multirun = true;
     } else {
       overrides.push_back(args[i]);
     }
   }
+  if (info != "json" && info != "yaml" && info != "defaults") {
+    throw std::invalid_argument("modgap config: --info must be json, yaml or defaults, got '" + info + "'");
+  }
   const auto directory = path.parent_path().empty() ? std::filesystem::path(".") : path.parent_path();
-  const modgap::ComposedConfig composed = modgap::compose_config(directory.string(), path.stem().string(), overrides);
-  if (info == "defaults") {
-    for (const auto& line : composed.defaults) std::cout << line << "\n";
-  } else if (info == "yaml") {
-    std::cout << composed.yaml;
-  } else {
-    std::cout << composed.json << "\n";
+  if (!multirun) {
+    const modgap::ComposedConfig composed = modgap::compose_config(directory.string(), path.stem().string(), overrides);
+    if (info == "defaults") {
+      for (const auto& line : composed.defaults) std::cout << line << "\n";
+    } else if (info == "yaml") {
+      std::cout << composed.yaml;
+    } else {
+      std::cout << composed.json << "\n";
+    }
+    return 0;
+  }
+  const auto jobs = modgap::compose_multirun(directory.string(), path.stem().string(), overrides);
+  if (info == "json") {
+    std::cout << "[";
+    for (size_t job = 0; job < jobs.size(); ++job) {
+      std::cout << (job ? ",\n" : "\n") << "{\"job\": " << job << ", \"overrides\": [";
+      for (size_t i = 0; i < jobs[job].overrides.size(); ++i) {
+        std::cout << (i ? ", " : "") << quote_json(jobs[job].overrides[i]);
+      }
+      std::cout << "], \"config\": " << jobs[job].config.json << "}";
+    }
+    std::cout << "\n]\n";
+    return 0;
+  }
+  for (size_t job = 0; job < jobs.size(); ++job) {
+    std::string joined;
+    for (const auto& o : jobs[job].overrides) joined += (joined.empty() ? "" : " ") + o;
+    std::cout << (job ? "---\n" : "") << "# job " << job << ": " << joined << "\n";
+    if (info == "defaults") {
+      for (const auto& line : jobs[job].config.defaults) std::cout << line << "\n";
+    } else {
+      std::cout << jobs[job].config.yaml;
+    }
   }
   return 0;
 }

@@ -10,8 +10,14 @@
 //     (`_global_`, `a.b`), packages `@pkg` in defaults entries;
 //   * command-line overrides: `key=value` (the key must exist), `+key=value` (must not exist),
 //     `++key=value` (upsert), `~key` / `~key=value` (delete), `group=option`, `+group=option`, `~group`;
-//     values are YAML flow scalars, `[lists]` (assigned) and `{dicts}` (merged); sweeps (`a,b`) are rejected;
-//   * merge: mappings deep-merge, lists are replaced, `???` (missing) never overwrites a value;
+//     values are YAML flow scalars, `[lists]` (assigned) and `{dicts}` (merged); sweeps (`a,b`,
+//     `choice(a,b)`, `range(0,1,0.25)`) are rejected by compose_config and expanded by expand_sweeps /
+//     compose_multirun (Hydra's BasicSweeper: the cartesian product, first override varying slowest);
+//   * merge: mappings deep-merge, lists are replaced, `???` (missing) never overwrites a value; an override
+//     `key={dict}` merges into existing keys only (Hydra's struct mode), `++key={dict}` may add keys;
+//   * scalar types: file values as OmegaConf's YAML 1.1 loader types them (yes/on booleans, 010 octal,
+//     0x10 hex, 1:30 sexagesimal, 1e-3 float, .inf), override values as Hydra's override grammar (yes and
+//     010 strings, 1_000 int, inf float); in a string interpolation a value prints as Python's str();
 //   * interpolation: `${a.b}`, `${a.list.0}`, relative `${.sibling}` / `${..uncle}`, nested `${a.${b}}`,
 //     `${oc.env:VAR}` / `${oc.env:VAR,default}`, `${oc.select:key,default}`; a value that is exactly one
 //     interpolation keeps the referenced node's type (whole subtrees too), a mixed string is a string;
@@ -39,5 +45,21 @@ struct ComposedConfig {
 // Composes `<config_dir>/<config_name>.yaml` with `overrides`. Throws ConfigError.
 ComposedConfig compose_config(const std::string& config_dir, const std::string& config_name,
                               const std::vector<std::string>& overrides);
+
+// Hydra's multirun: the jobs of a sweep, each a plain override list for compose_config. `a=1,2 b=x,y`
+// gives [a=1 b=x], [a=1 b=y], [a=2 b=x], [a=2 b=y]; values may be `a,b`, `choice(a,b)` or
+// `range(start, stop[, step])` (ints as Python's range, floats as Hydra's FloatRange). Without a sweep,
+// one job. Throws ConfigError naming the override (unbalanced brackets, empty element, unsupported
+// sweep function, zero step, empty range, more than 100000 jobs).
+std::vector<std::vector<std::string>> expand_sweeps(const std::vector<std::string>& overrides);
+
+struct MultirunJob {
+  std::vector<std::string> overrides;  // this job's overrides (no sweeps left)
+  ComposedConfig config;
+};
+
+// expand_sweeps, then compose_config for every job; a job's error names the job and its overrides.
+std::vector<MultirunJob> compose_multirun(const std::string& config_dir, const std::string& config_name,
+                                          const std::vector<std::string>& overrides);
 
 }  // namespace modgap

@@ -16,6 +16,9 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <limits>
+#include <cmath>
+#include <charconv>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -27,6 +30,7 @@
 #include <sstream>
 
 #include "ops/common/json.h"
+#include "ops/config/override_syntax.h"
 
 namespace modgap {
 
@@ -65,6 +69,185 @@ std::string kind_name(const YAML::Node& node) {
     case YAML::NodeType::Null: return "null";
     default: return "a scalar";
   }
+}
+
+// ---- scalar types ----
+// Values read from YAML files are typed as OmegaConf's loader types them: YAML 1.1 (PyYAML's SafeLoader:
+// yes/no/on/off are booleans, 010 is octal, 0x10 hex, 1:30 sexagesimal) plus OmegaConf's wider float
+// pattern (1e-3 is a float), no timestamps. Override values follow Hydra's override grammar instead
+// (hydra_typed below): yes is a string there, 1_000 an int, inf a float.
+struct TypedScalar {
+  enum class Kind { Null, Bool, Int, Float, String } kind = Kind::String;
+  bool boolean = false;
+  long long integer = 0;
+  double real = 0;
+  std::string text;
+
+  bool operator==(const TypedScalar& other) const {
+    if (kind != other.kind) return false;
+    switch (kind) {
+      case Kind::Null: return true;
+      case Kind::Bool: return boolean == other.boolean;
+      case Kind::Int: return integer == other.integer;
+      case Kind::Float: return real == other.real || (std::isnan(real) && std::isnan(other.real));
+      case Kind::String: return text == other.text;
+    }
+    return false;
+  }
+};
+
+std::string without_underscores(std::string text) {
+  text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
+  return text;
+}
+
+// PyYAML's construct_yaml_int / construct_yaml_float; nullopt when the digits do not fit.
+std::optional<long long> yaml11_int(const std::string& raw) {
+  std::string value = without_underscores(raw);
+  long long sign = 1;
+  if (!value.empty() && (value[0] == '-' || value[0] == '+')) {
+    sign = value[0] == '-' ? -1 : 1;
+    value = value.substr(1);
+  }
+  try {
+    if (value == "0") return 0;
+    if (value.rfind("0b", 0) == 0) return sign * std::stoll(value.substr(2), nullptr, 2);
+    if (value.rfind("0x", 0) == 0) return sign * std::stoll(value.substr(2), nullptr, 16);
+    if (value[0] == '0') return sign * std::stoll(value, nullptr, 8);
+    if (value.find(':') != std::string::npos) {
+      long long total = 0;
+      for (const auto& part : split_path(value, ':')) total = total * 60 + std::stoll(part);
+      return sign * total;
+    }
+    return sign * std::stoll(value);
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+double yaml11_float(const std::string& raw) {
+  std::string value = without_underscores(raw);
+  std::transform(value.begin(), value.end(), value.begin(), [](unsigned char c) { return std::tolower(c); });
+  double sign = 1;
+  if (value[0] == '-' || value[0] == '+') {
+    sign = value[0] == '-' ? -1 : 1;
+    value = value.substr(1);
+  }
+  if (value == ".inf") return sign * std::numeric_limits<double>::infinity();
+  if (value == ".nan") return std::numeric_limits<double>::quiet_NaN();
+  if (value.find(':') != std::string::npos) {
+    double total = 0;
+    for (const auto& part : split_path(value, ':')) total = total * 60 + python_float(part);
+    return sign * total;
+  }
+  return sign * python_float(value);
+}
+
+TypedScalar typed_scalar(const YAML::Node& node) {
+  TypedScalar out;
+  if (!node.IsDefined() || node.IsNull()) {
+    out.kind = TypedScalar::Kind::Null;
+    return out;
+  }
+  out.text = node.Scalar();
+  if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
+    return out;  // quoted in YAML, or produced as a string
+  }
+  const std::string& text = out.text;
+  // PyYAML's resolvers in their order (bool, SafeLoader float, int, null), then OmegaConf's float.
+  static const std::regex bool_re("^(yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$");
+  static const std::regex safe_float_re(
+      R"(^([-+]?([0-9][0-9_]*)\.[0-9_]*([eE][-+][0-9]+)?|\.[0-9][0-9_]*([eE][-+][0-9]+)?|[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$)");
+  static const std::regex int_re(
+      R"(^([-+]?0b[0-1_]+|[-+]?0[0-7_]+|[-+]?(0|[1-9][0-9_]*)|[-+]?0x[0-9a-fA-F_]+|[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+)$)");
+  static const std::regex null_re("^(~|null|Null|NULL|)$");
+  static const std::regex omegaconf_float_re(
+      R"(^([-+]?[0-9]+(_[0-9]+)*\.[0-9_]*([eE][-+]?[0-9]+)?|[-+]?[0-9]+(_[0-9]+)*([eE][-+]?[0-9]+)|\.[0-9]+(_[0-9]+)*([eE][-+][0-9]+)?|[-+]?[0-9]+(_[0-9]+)*(:[0-5]?[0-9])+\.[0-9_]*|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN))$)");
+  if (std::regex_match(text, bool_re)) {
+    out.kind = TypedScalar::Kind::Bool;
+    out.boolean = text[0] == 'y' || text[0] == 'Y' || text[0] == 't' || text[0] == 'T' ||
+                  ((text[0] == 'o' || text[0] == 'O') && (text[1] == 'n' || text[1] == 'N'));
+  } else if (std::regex_match(text, safe_float_re)) {
+    out.kind = TypedScalar::Kind::Float;
+    out.real = yaml11_float(text);
+  } else if (std::regex_match(text, int_re)) {
+    if (const auto value = yaml11_int(text)) {
+      out.kind = TypedScalar::Kind::Int;
+      out.integer = *value;
+    }
+  } else if (std::regex_match(text, null_re)) {
+    out.kind = TypedScalar::Kind::Null;
+  } else if (std::regex_match(text, omegaconf_float_re)) {
+    out.kind = TypedScalar::Kind::Float;
+    out.real = yaml11_float(text);
+  }
+  return out;
+}
+
+// What str() of the value prints in Python: how OmegaConf inserts a value into a string interpolation.
+std::string python_str(const TypedScalar& value) {
+  switch (value.kind) {
+    case TypedScalar::Kind::Null: return "None";
+    case TypedScalar::Kind::Bool: return value.boolean ? "True" : "False";
+    case TypedScalar::Kind::Int: return std::to_string(value.integer);
+    case TypedScalar::Kind::Float: return python_float_repr(value.real);
+    case TypedScalar::Kind::String: return value.text;
+  }
+  return value.text;
+}
+
+// An override value's plain scalars retyped by Hydra's override grammar (OverrideLexer.g4: INT, FLOAT
+// incl. inf/nan, BOOL and NULL case-insensitive; anything else, e.g. yes, 010 or 0x10, is a string),
+// written back in a form the YAML 1.1 typing above reads as that same value.
+YAML::Node hydra_typed(const YAML::Node& node) {
+  if (node.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& entry : node) out[entry.first] = hydra_typed(entry.second);
+    return out;
+  }
+  if (node.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& item : node) out.push_back(hydra_typed(item));
+    return out;
+  }
+  if (!node.IsScalar() || node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
+    return node;
+  }
+  const std::string& text = node.Scalar();
+  static const std::string kInt = "(0|[1-9](_?[0-9])*)";
+  static const std::string kPointFloat = "(" + kInt + "\\.|" + kInt + "?\\.[0-9](_?[0-9])*)";
+  static const std::regex int_re("^[+-]?" + kInt + "$");
+  static const std::regex float_re("^[+-]?(" + kPointFloat + "|(" + kInt + "|" + kPointFloat +
+                                   ")[eE][+-]?[0-9](_?[0-9])*|[Ii][Nn][Ff]|[Nn][Aa][Nn])$");
+  static const std::regex bool_re("^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$");
+  static const std::regex null_re("^[Nn][Uu][Ll][Ll]$");
+  if (std::regex_match(text, int_re)) {
+    try {
+      return YAML::Node(std::to_string(std::stoll(without_underscores(text))));
+    } catch (const std::exception&) {
+      return node;  // beyond int64: left to the YAML typing
+    }
+  }
+  if (std::regex_match(text, float_re)) {
+    std::string lower = without_underscores(text);
+    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+    const bool negative = lower[0] == '-';
+    const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
+    if (body == "inf") return YAML::Node(negative ? "-.inf" : ".inf");
+    if (body == "nan") return YAML::Node(".nan");
+    const std::string repr = python_float_repr(python_float(lower));
+    // Python's repr is read back as a float by the YAML typing (it always has '.', 'e' or is inf/nan).
+    return YAML::Node(repr);
+  }
+  if (std::regex_match(text, bool_re)) {
+    return YAML::Node(text[0] == 't' || text[0] == 'T' ? "true" : "false");
+  }
+  if (std::regex_match(text, null_re)) {
+    return YAML::Node(YAML::NodeType::Null);
+  }
+  YAML::Node string(text);
+  string.SetTag("!");
+  return string;
 }
 
 // ---- merge (OmegaConf.merge): mappings deep-merge, everything else is replaced, ??? never overwrites ----
@@ -200,32 +383,28 @@ Override parse_override(const std::string& text) {
   return parsed;
 }
 
-// An override value: YAML flow syntax (scalars, [lists], {dicts}); sweeps need multirun.
+// An override value: YAML flow syntax (scalars, [lists], {dicts}). A sweep (`a,b`, `choice(a,b)`,
+// `range(...)`) is Hydra multirun syntax: compose_multirun expands it into jobs; here it is an error.
+void reject_sweep(const Override& override_) {
+  const std::string context = "override '" + override_.text + "'";
+  static const std::regex sweep_function(R"(^\s*(choice|range|glob|interval)\s*\([\s\S]*\)\s*$)");
+  if (override_.value && (split_top_level_commas(*override_.value, context).size() > 1 ||
+                          std::regex_match(*override_.value, sweep_function))) {
+    fail(context + ": the value is a sweep, which needs multirun (modgap.config.compose_multirun, "
+                   "`modgap config --multirun`); quote it for a string");
+  }
+}
+
 YAML::Node parse_override_value(const Override& override_) {
   const std::string& text = *override_.value;
-  int depth = 0;
-  char quote = 0;
-  for (const char c : text) {
-    if (quote) {
-      quote = c == quote ? 0 : quote;
-    } else if (c == '\'' || c == '"') {
-      quote = c;
-    } else if (c == '[' || c == '{') {
-      ++depth;
-    } else if (c == ']' || c == '}') {
-      --depth;
-    } else if (c == ',' && depth == 0 && text.find("${") == std::string::npos) {
-      fail("override '" + override_.text +
-           "': a comma-separated value is a sweep, which needs multirun (not supported); quote it for a string");
-    }
-  }
+  reject_sweep(override_);
   if (text.empty()) {
     YAML::Node empty("");
     empty.SetTag("!");
     return empty;
   }
   try {
-    return YAML::Load(text);
+    return hydra_typed(YAML::Load(text));
   } catch (const YAML::Exception& error) {
     fail("override '" + override_.text + "': cannot parse the value: " + error.what());
   }
@@ -410,6 +589,21 @@ YAML::Node find_node(const YAML::Node& root, const std::vector<std::string>& par
   return node;
 }
 
+// The first key of `value` (a mapping merged into `existing`) that `existing` lacks, as a dotted path.
+std::optional<std::string> first_new_key(const YAML::Node& existing, const YAML::Node& value, const std::string& path) {
+  for (const auto& entry : value) {
+    const std::string key = entry.first.Scalar();
+    const YAML::Node current = existing[key];
+    if (!current.IsDefined()) {
+      return path + "." + key;
+    }
+    if (current.IsMap() && entry.second.IsMap()) {
+      if (auto nested = first_new_key(current, entry.second, path + "." + key)) return nested;
+    }
+  }
+  return std::nullopt;
+}
+
 void apply_value_override(YAML::Node& root, const Override& override_) {
   const auto parts = split_path(override_.key);
   if (parts.empty()) {
@@ -445,7 +639,12 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
              ", the new value is " + kind_name(value));
       }
       if (existing.IsMap() && value.IsMap()) {
-        merge_into(parent[leaf], value);  // {dict} values are merged (Hydra)
+        // {dict} values are merged (Hydra), into the keys that exist: the config is in struct mode there.
+        if (const auto added = first_new_key(existing, value, override_.key)) {
+          fail("override '" + override_.text + "': could not override '" + override_.key + "': '" + *added +
+               "' is not in the config. To add keys use ++" + override_.text);
+        }
+        merge_into(parent[leaf], value);
       } else {
         parent[leaf] = value;
       }
@@ -458,8 +657,15 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
       }
       parent[leaf] = parse_override_value(override_);
       return;
-    case Override::Kind::Upsert:
-      parent[leaf] = parse_override_value(override_);
+    case Override::Kind::Upsert: {
+      const YAML::Node value = parse_override_value(override_);
+      if (exists && existing.IsMap() && value.IsMap()) {
+        merge_into(parent[leaf], value);  // ++key={dict} merges, adding keys (Hydra's force_add merge)
+      } else {
+        parent[leaf] = value;
+      }
+      return;
+    }
       return;
     case Override::Kind::Delete: {
       if (!exists) {
@@ -467,7 +673,7 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
       }
       if (override_.value) {
         const YAML::Node expected = parse_override_value(override_);
-        if (!existing.IsScalar() || !expected.IsScalar() || existing.Scalar() != expected.Scalar()) {
+        if (!existing.IsScalar() || !expected.IsScalar() || !(typed_scalar(existing) == typed_scalar(expected))) {
           fail("override '" + override_.text + "': could not delete '" + override_.key +
                "': its value does not match '" + *override_.value + "'");
         }
@@ -589,7 +795,7 @@ struct Resolver {
       fail(where + ": key '" + path_string(target_path) + "' not found");
     }
     if (is_missing(target)) {
-      fail(where + ": '" + path_string(target_path) + "' is missing (???); set it, e.g. " +
+      fail(where + ": '" + path_string(target_path) + "' is missing (?\?\?); set it, e.g. " +
            path_string(target_path) + "=...");
     }
     resolve_at(target, target_path);
@@ -626,7 +832,7 @@ struct Resolver {
         fail("interpolation ${" + body + "} at '" + path_string(at) + "': cannot insert " + kind_name(value) +
              " into a string");
       }
-      current = current.substr(0, open) + (value.IsNull() ? "None" : value.Scalar()) + current.substr(close + 1);
+      current = current.substr(0, open) + python_str(typed_scalar(value)) + current.substr(close + 1);
     }
     // Unescape \${ and mark the result as a string.
     std::string out;
@@ -645,36 +851,15 @@ struct Resolver {
 // ---- output ----
 
 Json scalar_to_json(const YAML::Node& node) {
-  const std::string& text = node.Scalar();
-  if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
-    return Json::string(text);  // quoted in YAML, or produced as a string
+  const TypedScalar value = typed_scalar(node);
+  switch (value.kind) {
+    case TypedScalar::Kind::Null: return Json::null();
+    case TypedScalar::Kind::Bool: return Json::boolean(value.boolean);
+    case TypedScalar::Kind::Int: return Json::integer(value.integer);
+    case TypedScalar::Kind::Float: return Json::python_number(value.real);  // .inf -> Infinity, as Python's json
+    case TypedScalar::Kind::String: return Json::string(value.text);
   }
-  static const std::regex null_re("^(~|null|Null|NULL|)$");
-  static const std::regex true_re("^(true|True|TRUE)$");
-  static const std::regex false_re("^(false|False|FALSE)$");
-  static const std::regex int_re("^[-+]?[0-9][0-9_]*$");
-  static const std::regex float_re(R"(^[-+]?(\.[0-9]+|[0-9][0-9_]*(\.[0-9_]*)?)([eE][-+]?[0-9]+)?$)");
-  static const std::regex inf_re(R"(^([-+]?)\.(inf|Inf|INF)$)");
-  static const std::regex nan_re(R"(^\.(nan|NaN|NAN)$)");
-  std::smatch match;
-  if (std::regex_match(text, null_re)) return Json::null();
-  if (std::regex_match(text, true_re)) return Json::boolean(true);
-  if (std::regex_match(text, false_re)) return Json::boolean(false);
-  std::string digits = text;
-  digits.erase(std::remove(digits.begin(), digits.end(), '_'), digits.end());
-  if (std::regex_match(text, int_re)) {
-    try {
-      return Json::integer(std::stoll(digits));
-    } catch (const std::exception&) {
-      return Json::string(text);
-    }
-  }
-  if (std::regex_match(text, float_re)) return Json::number(std::stod(digits));
-  if (std::regex_match(text, match, inf_re)) {
-    return Json::string(match[1] == "-" ? "-inf" : "inf");  // JSON has no infinity; Python turns these back
-  }
-  if (std::regex_match(text, nan_re)) return Json::string("nan");
-  return Json::string(text);
+  return Json::string(value.text);
 }
 
 Json to_json(const YAML::Node& node) {
@@ -700,6 +885,21 @@ Json to_json(const YAML::Node& node) {
 
 }  // namespace
 
+double python_float(const std::string& text) { return std::strtod(text.c_str(), nullptr); }
+
+std::string python_float_repr(double value) {
+  if (std::isnan(value)) return "nan";
+  if (std::isinf(value)) return value > 0 ? "inf" : "-inf";
+  if (value == 0) return std::signbit(value) ? "-0.0" : "0.0";
+  char buffer[64];
+  const double magnitude = std::fabs(value);
+  const auto format = magnitude >= 1e-4 && magnitude < 1e16 ? std::chars_format::fixed : std::chars_format::scientific;
+  const auto result = std::to_chars(buffer, buffer + sizeof(buffer), value, format);
+  std::string text(buffer, result.ptr);
+  if (format == std::chars_format::fixed && text.find('.') == std::string::npos) text += ".0";
+  return text;
+}
+
 ComposedConfig compose_config(const std::string& config_dir, const std::string& config_name,
                               const std::vector<std::string>& overrides) {
   const fs::path directory(config_dir);
@@ -722,6 +922,7 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
   std::vector<std::string> group_override_texts;
   for (const auto& text : overrides) {
     Override parsed = parse_override(text);
+    reject_sweep(parsed);
     const std::string group = parsed.key.substr(0, parsed.key.find('@'));
     const bool is_group = fs::is_directory(directory / group) && group.find('.') == std::string::npos;
     const bool is_config = parsed.kind == Override::Kind::Delete && fs::exists(directory / (group + ".yaml"));

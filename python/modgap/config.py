@@ -6,12 +6,19 @@ Supported: defaults lists (groups, ``override``, ``optional``, ``@package``, ``_
 overrides (``key=value``, ``+key=value``, ``++key=value``, ``~key``, ``group=option``, ``+group=option``,
 ``~group``) and OmegaConf interpolation (``${a.b}``, ``${.sibling}``, ``${oc.env:VAR,default}``,
 ``${oc.select:key,default}``). See include/modgap/config.h for the exact subset.
+
+Multirun (Hydra's BasicSweeper): ``compose`` refuses a sweep; ``sweep`` lists its jobs and
+``compose_multirun`` composes each one::
+
+    for overrides, cfg in modgap.config.compose_multirun("configs", "train",
+                                                         ["loss.lambda1=0,0.5,1", "loss.lambda2=range(0,1.01,0.25)"]):
+        ...
 """
 from __future__ import annotations
 
 import json
 import os
-from typing import List, Sequence
+from typing import List, Sequence, Tuple
 
 import torch
 
@@ -34,3 +41,29 @@ def compose_yaml(config_dir: str | os.PathLike, config_name: str, overrides: Seq
 def defaults_list(config_dir: str | os.PathLike, config_name: str, overrides: Sequence[str] = ()) -> List[str]:
     """The final defaults list ("group: option -> package"), as Hydra's ``--info defaults``."""
     return list(torch.ops.modgap._compose_config(str(config_dir), config_name, list(overrides))[2])
+
+
+def sweep(overrides: Sequence[str]) -> List[List[str]]:
+    """The jobs of a Hydra multirun sweep, each a plain override list for ``compose``.
+
+    ``a=1,2``, ``a=choice(1,2)`` and ``a=range(start, stop[, step])`` (Python's range for integers,
+    Hydra's FloatRange for floats) are sweeps; the jobs are the cartesian product over the overrides in
+    order (the first varies slowest), as ``hydra -m``. Without a sweep: one job. Errors: ValueError
+    naming the override."""
+    flat, per_job = torch.ops.modgap._expand_sweeps(list(overrides))
+    if per_job == 0:
+        return [[]]
+    return [list(flat[i:i + per_job]) for i in range(0, len(flat), per_job)]
+
+
+def compose_multirun(config_dir: str | os.PathLike, config_name: str,
+                     overrides: Sequence[str] = ()) -> List[Tuple[List[str], dict]]:
+    """``(job overrides, composed config)`` for every job of the sweep in ``overrides``; every job is
+    composed before any is returned, so a bad job fails the whole sweep up front (the error names it)."""
+    jobs = []
+    for number, job in enumerate(sweep(overrides)):
+        try:
+            jobs.append((job, compose(config_dir, config_name, job)))
+        except ValueError as error:
+            raise ValueError(f"multirun job {number} ({' '.join(job)}): {error}") from None
+    return jobs

@@ -106,7 +106,11 @@ TEST_F(ConfigTest, ValueOverridesSetAddUpsertDelete) {
   EXPECT_EQ(composed("c", {"a=2.5", "b.c='quoted'", "+e=null", "++b.f=true", "b.d=[3]"}),
             R"({"a":2.5,"b":{"c":"quoted","d":[3],"f":true},"e":null})");
   EXPECT_EQ(composed("c", {"~b.c", "~a=1"}), R"({"b":{"d":[1,2]}})");
-  EXPECT_EQ(composed("c", {"b={c: y, g: 1}"}), R"({"a":1,"b":{"c":"y","d":[1,2],"g":1}})");  // dicts merge
+  EXPECT_EQ(composed("c", {"b={c: y}"}), R"({"a":1,"b":{"c":"y","d":[1,2]}})");  // dicts merge
+  // into existing keys only (Hydra's struct mode); ++ merges and adds keys
+  EXPECT_NE(error("c", {"b={c: y, g: 1}"}).find("'b.g' is not in the config. To add keys use ++b={c: y, g: 1}"),
+            std::string::npos);
+  EXPECT_EQ(composed("c", {"++b={c: y, g: 1}"}), R"({"a":1,"b":{"c":"y","d":[1,2],"g":1}})");
   EXPECT_EQ(composed("c", {"a="}), R"({"a":"","b":{"c":"x","d":[1,2]}})");
 }
 
@@ -143,7 +147,7 @@ TEST_F(ConfigTest, ErrorsNameTheFileKeyAndProblem) {
             std::string::npos);
   EXPECT_NE(error("plain", {"~nokey"}).find("could not delete 'nokey'"), std::string::npos);
   EXPECT_NE(error("plain", {"~lr=0.2"}).find("its value does not match '0.2'"), std::string::npos);
-  EXPECT_NE(error("plain", {"lr=1,2"}).find("sweep, which needs multirun"), std::string::npos);
+  EXPECT_NE(error("plain", {"lr=1,2"}).find("is a sweep, which needs multirun"), std::string::npos);
   EXPECT_NE(error("plain").find("interpolation ${missing} at 'ref': 'missing' is missing (\?\?\?)"), std::string::npos);
   EXPECT_NE(error("nothere").find("nothere.yaml does not exist"), std::string::npos);
   write("bad.yaml", "a: [1, 2\n");
@@ -174,4 +178,62 @@ TEST_F(ConfigTest, MissingValuesDoNotOverwrite) {
   EXPECT_EQ(composed("c"), R"({"data":{"root":"/data","size":10}})");
 }
 
+TEST(ConfigSweepTest, CartesianProductFirstOverrideSlowest) {
+  using Jobs = std::vector<std::vector<std::string>>;
+  EXPECT_EQ(modgap::expand_sweeps({"a=1,2", "b=x,y", "c=3"}),
+            (Jobs{{"a=1", "b=x", "c=3"}, {"a=1", "b=y", "c=3"}, {"a=2", "b=x", "c=3"}, {"a=2", "b=y", "c=3"}}));
+  EXPECT_EQ(modgap::expand_sweeps({"+a=choice(p, 'q,r', [1,2])"}), (Jobs{{"+a=p"}, {"+a='q,r'"}, {"+a=[1,2]"}}));
+  EXPECT_EQ(modgap::expand_sweeps({"a=range(3)"}), (Jobs{{"a=0"}, {"a=1"}, {"a=2"}}));
+  EXPECT_EQ(modgap::expand_sweeps({"a=range(5,0,-2)"}), (Jobs{{"a=5"}, {"a=3"}, {"a=1"}}));
+  EXPECT_EQ(modgap::expand_sweeps({"a=range(0,1,0.25)"}), (Jobs{{"a=0.0"}, {"a=0.25"}, {"a=0.5"}, {"a=0.75"}}));
+  // Hydra's FloatRange accumulates start + step + step ... in decimal: 1.9000000000000001 is the 10th value
+  EXPECT_EQ(modgap::expand_sweeps({"a=range(1,2,0.1)"}).back(), (std::vector<std::string>{"a=1.9000000000000001"}));
+  EXPECT_EQ(modgap::expand_sweeps({"a=1,2", "b=0", "a=3"}), (Jobs{{"a=3", "b=0"}}));  // first position, last value
+  EXPECT_EQ(modgap::expand_sweeps({"~a", "b=${x.y},[1,2]"}), (Jobs{{"~a", "b=${x.y}"}, {"~a", "b=[1,2]"}}));
+  EXPECT_EQ(modgap::expand_sweeps({}), (Jobs{{}}));
+}
+
+TEST(ConfigSweepTest, ErrorsNameTheOverride) {
+  const auto error = [](const std::vector<std::string>& overrides) -> std::string {
+    try {
+      modgap::expand_sweeps(overrides);
+    } catch (const modgap::ConfigError& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  EXPECT_EQ(error({"a=1,,2"}), "override 'a=1,,2': a sweep element is empty (expected a,b,c)");
+  EXPECT_EQ(error({"a=range(0,1,0)"}), "override 'a=range(0,1,0)': range() step must not be zero");
+  EXPECT_EQ(error({"a=range(2,1)"}), "override 'a=range(2,1)': the sweep is empty (range() yields no value)");
+  EXPECT_NE(error({"a=glob(*)"}).find("glob() is not supported"), std::string::npos);
+  EXPECT_NE(error({"a=[1,2"}).find("']' expected before the end of the value"), std::string::npos);
+  EXPECT_NE(error({"a=range(1000)", "b=range(1000)"}).find("more than 100000 jobs"), std::string::npos);
+}
+
+TEST_F(ConfigTest, MultirunComposesEveryJob) {
+  write("c.yaml", "defaults:\n  - loss: a\n  - _self_\nlr: 0.1\nname: ${loss.n}_${lr}\n");
+  write("loss/a.yaml", "n: a\n");
+  write("loss/b.yaml", "n: b\n");
+  const auto jobs = modgap::compose_multirun(root_.string(), "c", {"loss=a,b", "lr=1e-3,2"});
+  ASSERT_EQ(jobs.size(), 4u);
+  EXPECT_EQ(compact(jobs[0].config.json), R"({"loss":{"n":"a"},"lr":0.001,"name":"a_0.001"})");
+  EXPECT_EQ(compact(jobs[3].config.json), R"({"loss":{"n":"b"},"lr":2,"name":"b_2"})");
+  EXPECT_EQ(jobs[3].overrides, (std::vector<std::string>{"loss=b", "lr=2"}));
+  try {
+    modgap::compose_multirun(root_.string(), "c", {"loss=a,zz"});
+    FAIL() << "no error";
+  } catch (const modgap::ConfigError& e) {
+    EXPECT_NE(std::string(e.what()).find("multirun job 1 (loss=zz): "), std::string::npos) << e.what();
+  }
+  EXPECT_NE(error("c", {"lr=1,2"}).find("is a sweep, which needs multirun"), std::string::npos);
+}
+
+TEST_F(ConfigTest, ScalarsTypedAsOmegaConfAndOverridesAsHydra) {
+  write("c.yaml", "a: yes\nb: 010\nc: 0x10\nd: 1e-3\ne: .inf\nf: x_${d}_${a}_${c}\ng: 1:30\n");
+  EXPECT_EQ(composed("c"), R"({"a":true,"b":8,"c":16,"d":0.001,"e":Infinity,"f":"x_0.001_True_16","g":90})");
+  EXPECT_EQ(composed("c", {"a=yes", "b=010", "c=1_000", "d=1e3", "e=-INF"}),
+            R"({"a":"yes","b":"010","c":1000,"d":1000.0,"e":-Infinity,"f":"x_1000.0_yes_1000","g":90})");
+}
+
 }  // namespace
+

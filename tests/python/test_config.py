@@ -91,3 +91,164 @@ def test_cli_config_matches_python():
     run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "loss=nope"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "unknown option 'nope' for config group 'loss'" in run.stderr
+
+
+# ---- Hydra itself as the oracle: the composer, and multirun sweeps (Hydra's BasicSweeper) ----
+
+def _hydra_compose(config_dir: Path, name: str, overrides: list[str]) -> dict:
+    hydra = pytest.importorskip("hydra")
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(Path(config_dir).resolve()), version_base="1.3"):
+        cfg = compose(config_name=name, overrides=overrides)
+    assert hydra
+    return OmegaConf.to_container(cfg, resolve=True)
+
+
+def _hydra_jobs(overrides: list[str]) -> list[list[str]]:
+    pytest.importorskip("hydra")
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return BasicSweeper.split_arguments(parsed, None)[0]
+
+
+SHIPPED_OVERRIDES = [[], ["loss=clip_lt"], ["loss=notagap", "seed=3"], ["loss=ours_scheduled", "loss.temperature=0.1"],
+                     ["+experiment=cifar10", "data.root=/x"], ["+experiment=mscoco", "data.root=/x"],
+                     ["+experiment=mosi", "data.root=/x"], ["data=av_digits", "++data.extra=1", "~eval.fill_gap_k"]]
+
+
+@pytest.mark.parametrize("overrides", SHIPPED_OVERRIDES, ids=lambda o: " ".join(o) or "defaults")
+def test_shipped_configs_compose_as_hydra_does(overrides):
+    assert modgap.config.compose(ROOT / "configs", "train", overrides) == _hydra_compose(ROOT / "configs", "train", overrides)
+
+
+SWEEPS = [
+    ["a=1,2", "b=range(0,1,0.25)", "c=x"],
+    ["a=range(3)", "b=range(5,1,-2)"],
+    ["b=range(1,2,0.1)"],          # Hydra's FloatRange: 1.9000000000000001, accumulated as Hydra does
+    ["b=range(1.0,3)", "a=range(-2,2)"],
+    ["b=range(0.5,-0.6,-0.25)"],
+    ["c='x y',\"z\"", "+new=choice(1,'a,b',[1,2])"],
+    ["a=1.5, 2.5e-3 , 7"],
+    ["lst=[1,2],[3]", "d={q: 1},{q: 2}"],
+    ["++d={q: 2, r: 3},{r: 4}", "++lst=[yes, 010, 0x10, 1_000, inf, NULL, TRUE]"],  # Hydra's typing, not YAML's
+    ["grp=one,two", "a=choice(4)"],
+    ["a=1,2", "b=5", "a=3,4"],      # a key given twice: first position, last value
+    ["~c", "a=1,2", "++z=true,false"],
+    ["a=7"],
+    [],
+]
+
+
+def _sweep_tree(tmp_path: Path) -> Path:
+    (tmp_path / "grp").mkdir()
+    (tmp_path / "grp" / "one.yaml").write_text("v: 1\nname: one\n")
+    (tmp_path / "grp" / "two.yaml").write_text("v: 2\nname: two\n")
+    (tmp_path / "main.yaml").write_text("defaults:\n  - grp: one\n  - _self_\na: 0\nb: 0.0\nc: s\n"
+                                        "lst: [0]\nd:\n  q: 0\nlabel: ${grp.name}_${a}\n")
+    return tmp_path
+
+
+@pytest.mark.parametrize("overrides", SWEEPS, ids=lambda o: " ".join(o) or "none")
+def test_multirun_jobs_match_hydra_basic_sweeper(tmp_path, overrides):
+    # The job lists are compared through composition: Hydra normalises the text of a value (2.5e-3 ->
+    # 0.0025, 'a,b' -> a\,b), ours keeps it; the composed configs of job i must be equal.
+    config_dir = _sweep_tree(tmp_path)
+    ours = modgap.config.compose_multirun(config_dir, "main", overrides)
+    theirs = _hydra_jobs(overrides)
+    assert len(ours) == len(theirs)
+    for (job, cfg), hydra_job in zip(ours, theirs):
+        assert [o.split("=")[0] for o in job] == [o.split("=")[0] for o in hydra_job]
+        assert cfg == _hydra_compose(config_dir, "main", hydra_job), (job, hydra_job)
+
+
+def test_dict_override_keys_follow_hydra_struct_mode(tmp_path):
+    config_dir = _sweep_tree(tmp_path)
+    with pytest.raises(ValueError, match=r"could not override 'd': 'd.r' is not in the config. To add keys use \+\+d="):
+        modgap.config.compose(config_dir, "main", ["d={r: 1}"])
+    with pytest.raises(Exception, match="Could not override 'd'"):
+        _hydra_compose(config_dir, "main", ["d={r: 1}"])
+
+
+def test_sweep_order_and_values():
+    assert modgap.config.sweep(["a=1,2", "b=x,y"]) == [["a=1", "b=x"], ["a=1", "b=y"], ["a=2", "b=x"], ["a=2", "b=y"]]
+    assert modgap.config.sweep(["x=range(0,1.01,0.25)"]) == [[f"x={v}"] for v in ("0.0", "0.25", "0.5", "0.75", "1.0")]
+    assert modgap.config.sweep(["x=range(1,2,0.1)"])[-1] == ["x=1.9000000000000001"]
+    assert modgap.config.sweep(["x=[1,2]", "y={a: 1, b: 2}", "z='p,q'", "w=${oc.env:HOME,/tmp}"]) == [
+        ["x=[1,2]", "y={a: 1, b: 2}", "z='p,q'", "w=${oc.env:HOME,/tmp}"]]
+    assert modgap.config.sweep([]) == [[]]
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["a=1,,2"], "a sweep element is empty"),
+    (["a=range(0,1,0)"], "range() step must not be zero"),
+    (["a=range(3,1)"], "the sweep is empty"),
+    (["a=range(1,2,3,4)"], "range() takes 1 to 3 arguments"),
+    (["a=range(x)"], "range() expects numbers, got 'x'"),
+    (["a=glob(*)"], "glob() is not supported"),
+    (["a=interval(0,1)"], "interval() is not supported"),
+    (["a=[1,2"], "']' expected before the end of the value"),
+    (["a=1]"], "unbalanced ']'"),
+    (["a='x"], "unterminated single quote"),
+    (["a=range(1000)", "b=range(1000)"], "more than 100000 jobs"),
+    (["=1,2"], "the key is empty"),
+])
+def test_sweep_errors_name_the_override(overrides, message):
+    with pytest.raises(ValueError, match="override '.*'|multirun") as error:
+        modgap.config.sweep(overrides)
+    assert message in str(error.value)
+
+
+def test_compose_refuses_a_sweep_and_multirun_names_the_failing_job():
+    for override in ("loss.lambda1=0,1", "loss.lambda1=range(0,1,0.5)", "loss.lambda1=choice(0,1)", "loss=clip_lt,ours"):
+        with pytest.raises(ValueError, match="is a sweep, which needs multirun"):
+            modgap.config.compose(ROOT / "configs", "train", [override])
+    with pytest.raises(ValueError, match=r"multirun job 2 \(loss=nope\): .*unknown option 'nope' for config group 'loss'"):
+        modgap.config.compose_multirun(ROOT / "configs", "train", ["loss=clip_lt,ours,nope"])
+    # a comma inside ${...} or a function call that is not a sweep is one value
+    assert modgap.config.compose(ROOT / "configs", "train", ["+x=${oc.env:MODGAP_UNSET_VAR,1}", "+y=f(1,2)"])["y"] == "f(1,2)"
+
+
+def test_cli_multirun_matches_python():
+    import json
+    import os
+    import subprocess
+    cli = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
+    if not cli.is_file():
+        cli = Path(modgap.__file__).parent / "bin" / "modgap"
+    overrides = ["loss=clip_ft,ours", "loss.lambda1=range(0,1.01,0.5)", "epochs=3"]
+    overrides = [o.replace("loss.lambda1", "++loss.lambda1") for o in overrides]
+    run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "--multirun", *overrides],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    jobs = json.loads(run.stdout)
+    expected = modgap.config.compose_multirun(ROOT / "configs", "train", overrides)
+    assert [(j["job"], j["overrides"], j["config"]) for j in jobs] == [(i, o, c) for i, (o, c) in enumerate(expected)]
+    assert len(jobs) == 6 and jobs[5]["config"]["loss"]["lambda1"] == 1.0
+    run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "-m", "seed=1,2", "--info", "yaml"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0 and run.stdout.count("# job ") == 2 and "---\n# job 1: seed=2\n" in run.stdout
+    run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "seed=1,2"],
+                         capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1 and "is a sweep, which needs multirun" in run.stderr
+
+
+def test_yaml_scalars_typed_and_interpolated_as_omegaconf(tmp_path):
+    # YAML 1.1 as OmegaConf's loader reads it (yes/on booleans, octal, hex, sexagesimal, 1e-3 floats),
+    # and str() of the typed value inside a string interpolation (x_0.001, x_True, x_16).
+    import math
+    values = ["1e-3", "1.50", "0x10", "010", "0b11", "1_000", "1_000.5", ".5", "+2", "-0", "1.0e+3", "1e3", ".inf",
+              "-.inf", ".nan", "1:30", "1:30.5", "true", "yes", "no", "on", "off", "Off", "null", "~", "007", "0.", "-.5",
+              "+.5e2", "1__0", "0x_1", "12e", "abc", "'q'", "2001-01-01", "+0x1f", "-010", "08", "0.0", "1e400"]
+    text = "".join(f"v{i}: {v}\ns{i}: x_${{v{i}}}\n" for i, v in enumerate(values))
+    (tmp_path / "c.yaml").write_text(text)
+    ours = modgap.config.compose(tmp_path, "c", [])
+    reference = OmegaConf.to_container(OmegaConf.load(tmp_path / "c.yaml"), resolve=True)
+    for i, value in enumerate(values):
+        for key in (f"v{i}", f"s{i}"):
+            a, b = ours[key], reference[key]
+            same = (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)) or (
+                a == b and type(a) is type(b))
+            assert same, (value, key, a, b)
