@@ -2,7 +2,8 @@
 //
 //   modgap eval FILE [key=value ...] [config=CONFIG.yaml [Hydra-style overrides, e.g. eval.knn_k=10]]
 //
-// FILE is a dict of tensors saved with torch.save (e.g. {"image": [N, D], "text": [N, D], "labels": [N]}).
+// FILE is a dict of tensors saved with torch.save (e.g. {"image": [N, D], "text": [N, D], "labels": [N]}),
+// or the scripts' {"embeddings": {"image": [N, D], ...}, "labels": [N]}.
 // Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them; the
 // integer tensor under `labels` (key configurable) enables the group-wise metrics. Prints a table and
 // writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
@@ -101,7 +102,22 @@ c10::Dict<c10::IValue, c10::IValue> load_tensor_dict(const std::string& path) {
     throw std::invalid_argument("modgap eval: '" + path + "' must hold a dict of tensors saved with torch.save, got " +
                                 loaded.tagKind());
   }
-  return loaded.toGenericDict();
+  c10::Dict<c10::IValue, c10::IValue> dict = loaded.toGenericDict();
+  // The scripts' format, {"embeddings": {name: [N, D]}, "labels": [N], ...} (scripts/av_mnist.py,
+  // scripts/openclip_digits.py): the nested modalities first, then the other top-level tensors.
+  for (const auto& entry : dict) {
+    if (entry.key().isString() && entry.key().toStringRef() == "embeddings" && entry.value().isGenericDict()) {
+      c10::Dict<c10::IValue, c10::IValue> flat(c10::StringType::get(), c10::AnyType::get());
+      for (const auto& nested : entry.value().toGenericDict()) flat.insert(nested.key(), nested.value());
+      for (const auto& other : dict) {
+        if (other.key().isString() && other.key().toStringRef() != "embeddings" && other.value().isTensor()) {
+          flat.insert(other.key(), other.value());
+        }
+      }
+      return flat;
+    }
+  }
+  return dict;
 }
 
 int run_eval(const std::vector<std::string>& args) {

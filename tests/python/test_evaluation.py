@@ -501,6 +501,18 @@ def test_cli_eval_matches_python(tmp_path):
     assert run.returncode == 0 and "linear_probe" not in json.loads(out.read_text())
 
 
+def test_cli_eval_reads_the_scripts_nested_format(tmp_path):
+    # {"embeddings": {...}, "labels": ..., "loss": {...}} as scripts/av_mnist.py and openclip_digits.py save it
+    embeddings, labels = _digits_embeddings()
+    path = tmp_path / "nested.pt"
+    torch.save({"embeddings": embeddings, "labels": labels, "loss": {"name": "clip_lt", "lambda1": 0.0}}, path)
+    out = tmp_path / "nested.json"
+    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0)
+
+
 def test_cli_errors_are_clear(tmp_path):
     path = tmp_path / "emb.pt"
     torch.save({"image": torch.randn(10, 4)}, path)
