@@ -10,7 +10,8 @@
    validation (every epoch) logs modgap's gap, Cos TP, RMG, AV, V-measure and kNN into results.jsonl.
 3. Encodes the held-out digits with both final checkpoints, evaluates them with modgap.evaluate and
    prints a Table-1-style comparison; writes a PCA plot of both modalities per run (paper Fig. 2/6)
-   and gap / V-measure over training (Fig. 5/7) as PNGs under <data.root>/plots/.
+   and gap / V-measure over training (Fig. 5/7) as PNGs under <data.root>/plots/, and the held-out
+   embeddings as <data.root>/embeddings_<loss>.pt (scripts/gap_shift.py turns them into Fig. 1).
 
     .venv/bin/python scripts/openclip_digits.py [epochs=10 loss.lambda2=0.5 ...]
 """
@@ -83,9 +84,11 @@ def write_dataset(cfg: dict) -> dict:
             "val_labels": torch.from_numpy(labels[val_idx].astype(np.int64))}
 
 
-def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict) -> Path:
+def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict, name: str | None = None) -> Path:
+    """Runs OpenCLIP's training loop through the patch; `name` (default: the config's run_name with this
+    loss) is the run's folder under <data.root>/logs, replaced if it exists."""
     logs = dataset["root"] / "logs"
-    name = f"{cfg['run_name'].replace(cfg['loss']['name'], loss_name)}"
+    name = name or f"{cfg['run_name'].replace(cfg['loss']['name'], loss_name)}"
     shutil.rmtree(logs / name, ignore_errors=True)  # OpenCLIP refuses to reuse a run name
     command = [
         sys.executable, "-m", "modgap.patches.open_clip",
@@ -104,7 +107,7 @@ def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict) -> Pat
         if "Eval Epoch" in line and "modgap_gap" in line:
             fields = dict(item.split(": ") for item in line.strip().split(" | ")[-1].split("\t")[1:] if ": " in item)
             epoch = line.split("Eval Epoch: ")[1].split()[0]
-            log(f"  {loss_name} epoch {epoch}/{cfg['epochs']}: gap {float(fields['modgap_gap']):.3f}, "
+            log(f"  {name} epoch {epoch}/{cfg['epochs']}: gap {float(fields['modgap_gap']):.3f}, "
                 f"Cos TP {float(fields['modgap_cos_tp']):.3f}, V-measure {float(fields['modgap_v_measure']):.3f}, "
                 f"R@1 i2t {float(fields['image_to_text_R@1']):.3f}  ({time.time() - start:.0f}s)")
     if process.wait() != 0:
@@ -166,6 +169,9 @@ def main(overrides: list[str]) -> None:
         log(f"training {title} (loss={loss_name}: {json.dumps(loss_cfg)}) with OpenCLIP's training loop")
         run_dir = train(cfg, loss_name, overrides, dataset)
         embeddings = embed(cfg, run_dir, dataset)
+        # the held-out embeddings, in the format of scripts/av_mnist.py, for scripts/gap_shift.py (Fig. 1)
+        torch.save({"embeddings": embeddings, "labels": dataset["val_labels"], "loss": loss_cfg},
+                   dataset["root"] / f"embeddings_{loss_name}.pt")
         evaluation = modgap.evaluate(embeddings, dataset["val_labels"], ks=tuple(cfg["eval"]["ks"]),
                                      knn_k=cfg["eval"]["knn_k"], n_init=cfg["eval"]["n_init"],
                                      test_fraction=cfg["eval"]["test_fraction"], seed=cfg["eval"]["seed"],

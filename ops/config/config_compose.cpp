@@ -233,9 +233,10 @@ YAML::Node hydra_typed(const YAML::Node& node) {
     std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
     const bool negative = lower[0] == '-';
     const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
-    if (body == "inf") return YAML::Node(negative ? "-.inf" : ".inf");
-    if (body == "nan") return YAML::Node(".nan");
-    const std::string repr = python_float_repr(python_float(lower));
+    const double value = body == "nan" ? std::numeric_limits<double>::quiet_NaN() : python_float(lower);
+    if (std::isnan(value)) return YAML::Node(".nan");
+    if (std::isinf(value)) return YAML::Node(negative ? "-.inf" : ".inf");  // inf, or 1e400 as Python reads it
+    const std::string repr = python_float_repr(value);
     // Python's repr is read back as a float by the YAML typing (it always has '.', 'e' or is inf/nan).
     return YAML::Node(repr);
   }

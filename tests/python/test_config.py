@@ -138,6 +138,7 @@ SWEEPS = [
     ["a=1,2", "b=5", "a=3,4"],      # a key given twice: first position, last value
     ["~c", "a=1,2", "++z=true,false"],
     ["a=7"],
+    ["b=1e400,-1e400,1.5e-7,2_0.5"],  # Python's float(): out-of-range literals are infinite
     [],
 ]
 

@@ -1,0 +1,130 @@
+"""The scripts behind the paper's Fig. 1 (scripts/gap_shift.py: a post-hoc gap sweep) and Table 9
+(scripts/sweep.py: a multirun of the main job), checked against modgap.evaluate / the config composer."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import modgap
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "scripts"))
+
+import gap_shift  # noqa: E402
+
+
+def _clustered_pairs(seed: int = 0, classes: int = 6, n: int = 240, dim: int = 24, offset: float = 0.8):
+    g = torch.Generator().manual_seed(seed)
+    centers = torch.nn.functional.normalize(torch.randn(classes, dim, generator=g), dim=1)
+    labels = torch.arange(n) % classes
+    shift = torch.nn.functional.normalize(torch.randn(dim, generator=g), dim=0)
+    x = centers[labels] + 0.35 * torch.randn(n, dim, generator=g) + offset * shift
+    y = centers[labels] + 0.35 * torch.randn(n, dim, generator=g) - offset * shift
+    return x, y, labels
+
+
+@pytest.mark.parametrize("target", [0.0, 0.05, 0.3, 0.9, 1.4])
+def test_shift_to_gap_reaches_the_target(target):
+    x, y, _ = _clustered_pairs()
+    xs, ys, _ = gap_shift.shift_to_gap(x, y, target, tol=1e-4)
+    assert abs(float(modgap.gap_stats([xs, ys])["gap"][0, 1]) - target) <= 1e-4
+    # still unit rows, and each pair moved along one line: the row-wise cosine to the original stays high
+    assert torch.allclose(xs.norm(dim=1), torch.ones(len(xs), dtype=xs.dtype), atol=1e-12)
+
+
+def test_shift_to_gap_refuses_an_unreachable_gap():
+    x, y, _ = _clustered_pairs()
+    with pytest.raises(ValueError, match="above the largest reachable gap"):
+        gap_shift.shift_to_gap(x, y, 2.5)
+
+
+def test_gap_shift_rows_are_modgap_evaluate_on_the_shifted_embeddings(tmp_path, capsys):
+    x, y, labels = _clustered_pairs()
+    path = tmp_path / "emb.pt"
+    torch.save({"embeddings": {"image": x, "text": y}, "labels": labels}, path)
+    gap_shift.main(["--embeddings", str(path), "--max-gap", "1.0", "--steps", "4", "--n-init", "3"])
+    result = json.loads((tmp_path / "emb_gap_shift.json").read_text())
+    trained = float(modgap.gap_stats([x, y])["gap"][0, 1])
+    assert abs(result["trained_gap"] - trained) < 1e-6
+    assert [r["target_gap"] for r in result["rows"]] == sorted([0.0, 0.25, 0.5, 0.75, 1.0, round(trained, 6)])
+    for row in result["rows"]:
+        xs, ys, _ = (x, y, 0) if row["trained"] else gap_shift.shift_to_gap(x, y, row["target_gap"])
+        expected = modgap.evaluate({"image": xs.float(), "text": ys.float()}, labels, n_init=3, fill_gap_k=0,
+                                   probe_max_iter=0)
+        assert abs(row["gap"] - row["target_gap"]) < 2e-4 or row["trained"]
+        assert row["v_measure"] == pytest.approx(100 * expected["clustering"]["v_measure"], abs=1e-9)
+        assert row["recall_1"]["image->text"] == pytest.approx(
+            100 * expected["pairs"]["image-text"]["recall"]["image->text"]["R@1"], abs=1e-9)
+    # the synthetic offset separates the modalities: closing the gap clusters by class (Fig. 1's claim)
+    by_gap = {r["target_gap"]: r["v_measure"] for r in result["rows"]}
+    assert by_gap[0.0] > by_gap[round(trained, 6)] + 10
+    assert (tmp_path / "emb_gap_shift.md").exists()
+    assert (tmp_path / "emb_gap_shift.png").exists() == (importlib.util.find_spec("matplotlib") is not None)
+    assert "(trained)" in capsys.readouterr().out
+
+
+def test_gap_shift_reads_a_flat_dict_and_names_bad_files(tmp_path):
+    x, y, labels = _clustered_pairs(n=60)
+    flat = tmp_path / "flat.pt"
+    torch.save({"image": x, "text": y, "labels": labels}, flat)
+    embeddings, read_labels = gap_shift.load_embeddings(flat)
+    assert list(embeddings) == ["image", "text"] and torch.equal(read_labels, labels)
+    no_labels = tmp_path / "nolabels.pt"
+    torch.save({"image": x, "text": y}, no_labels)
+    with pytest.raises(SystemExit, match="no integer tensor under 'labels'"):
+        gap_shift.load_embeddings(no_labels)
+    with pytest.raises(SystemExit, match="--pair must name two of"):
+        gap_shift.main(["--embeddings", str(flat), "--pair", "image,audio"])
+
+
+# ---- scripts/sweep.py (Table 9) ----
+
+def _fake_results(jobs, scores):
+    return [{"overrides": job, "scores": {"gap": 0.1, "cos_tp": 0.5, "recall_i2t": r, "recall_t2i": r, "v_measure": v,
+                                          "knn_joint": 90.0, "average": (r + v) / 2}} for job, (r, v) in zip(jobs, scores)]
+
+
+def test_sweep_table_is_table9s_grid():
+    import sweep
+    jobs = modgap.config.sweep(["loss.lambda1=0,1", "loss.lambda2=0,0.5,1", "epochs=3"])
+    assert sweep.swept_keys(jobs) == ["loss.lambda1", "loss.lambda2"]
+    scores = [(79.0, 61.0), (80.0, 62.0), (86.0, 66.0), (81.0, 66.0), (78.0, 61.0), (84.0, 71.0)]
+    table = sweep.render_table(jobs, _fake_results(jobs, scores)).splitlines()
+    assert table[0] == "| loss.lambda1 \\ loss.lambda2 | 0 | 0.5 | 1 |"
+    assert table[2].startswith("| 0 | R@1: 79.00<br>V: 61.00<br>Avg: 70.00 |")
+    assert "R@1: **86.00**" in table[2] and "R@1: <u>84.00</u>" in table[3]
+    assert "V: **71.00**" in table[3] and table[3].count("V: <u>66.00</u>") == 1 and table[2].count("V: <u>66.00</u>") == 1
+    assert "Avg: **77.50**" in table[3]
+
+
+def test_sweep_table_lists_jobs_for_other_sweeps():
+    import sweep
+    jobs = modgap.config.sweep(["loss=clip_lt,ours"])
+    table = sweep.render_table(jobs, _fake_results(jobs, [(80.0, 60.0), (82.0, 70.0)])).splitlines()
+    assert len(table) == 4 and "| 1 | loss=ours |" in table[3] and "**82.00**" in table[3]
+
+
+def test_sweep_trains_every_job_and_reuses_finished_ones(tmp_path, capsys):
+    pytest.importorskip("open_clip_train")
+    import sweep
+    overrides = ["loss.lambda2=0,1", "epochs=1", f"data.root={tmp_path}"]
+    sweep.main(overrides)
+    results = json.loads((tmp_path / "sweep" / "sweep_results.json").read_text())
+    assert [r["overrides"] for r in results] == modgap.config.sweep(overrides)
+    for result in results:
+        # each job's scores are its own evaluation, and its training used the job's lambda2
+        assert result["scores"]["v_measure"] == pytest.approx(100 * result["evaluation"]["clustering"]["v_measure"])
+        logged = [json.loads(line) for line in (Path(result["run_dir"]) / "checkpoints" / "results.jsonl").read_text().splitlines()]
+        assert logged and "modgap_gap" in logged[-1]
+        lambda2 = modgap.config.compose(ROOT / "configs", "train", result["overrides"])["loss"]["lambda2"]
+        assert f"'lambda2': {lambda2}," in (Path(result["run_dir"]) / "params.txt").read_text()
+    table = (tmp_path / "sweep" / "table.md").read_text()
+    assert "loss=ours" not in table and "loss.lambda2=0" in table and "loss.lambda2=1" in table
+    capsys.readouterr()
+    sweep.main(overrides)  # both jobs are in the results file: nothing is trained again
+    assert capsys.readouterr().out.count("already") == 2
