@@ -7,7 +7,7 @@ up to --max-gap; at every point the held-out pairs are scored with modgap.evalua
 peaks at gap 0 while R@1 hardly moves.
 
     .venv/bin/python scripts/gap_shift.py                                   # the main job's CLIP (LT) embeddings
-    .venv/bin/python scripts/gap_shift.py --embeddings build/av_mnist/embeddings_clip_lt.pt --pair image,audio
+    .venv/bin/python scripts/gap_shift.py --embeddings build/av_digits/embeddings_clip_lt.pt --pair image,audio
 
 --embeddings takes a torch.save file: {"embeddings": {name: [N, D]}, "labels": [N]} (what
 scripts/openclip_digits.py and scripts/av_mnist.py write) or a flat dict of tensors as `modgap eval`
