@@ -23,6 +23,8 @@
 #include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
+#include "ops/common/json.h"
+
 #include <torch/serialize.h>
 #include <yaml-cpp/yaml.h>
 #include <torch/torch.h>
@@ -33,7 +35,6 @@
 #include <iterator>
 #include <map>
 #include <set>
-#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -273,23 +274,6 @@ int run_eval(const std::vector<std::string>& args) {
   return 0;
 }
 
-std::string quote_json(const std::string& text) {
-  std::string out = "\"";
-  for (const char c : text) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buffer[8];
-      std::snprintf(buffer, sizeof(buffer), "\\u%04x", c);
-      out += buffer;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
 int run_config(const std::vector<std::string>& args) {
   if (args.empty()) {
     std::cerr << kUsage;
@@ -329,7 +313,7 @@ int run_config(const std::vector<std::string>& args) {
     for (size_t job = 0; job < jobs.size(); ++job) {
       std::cout << (job ? ",\n" : "\n") << "{\"job\": " << job << ", \"overrides\": [";
       for (size_t i = 0; i < jobs[job].overrides.size(); ++i) {
-        std::cout << (i ? ", " : "") << quote_json(jobs[job].overrides[i]);
+        std::cout << (i ? ", " : "") << modgap::Json::string(jobs[job].overrides[i]).dump();
       }
       std::cout << "], \"config\": " << jobs[job].config.json << "}";
     }

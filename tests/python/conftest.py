@@ -33,6 +33,18 @@ def device(request):
     return request.param
 
 
+def modgap_cli() -> str:
+    """The `modgap` command: next to the library under test, else the one installed in the package."""
+    from pathlib import Path
+    built = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
+    if built.is_file():
+        return str(built)
+    installed = Path(modgap.__file__).parent / "bin" / "modgap"
+    if installed.is_file():
+        return str(installed)
+    pytest.fail("the `modgap` CLI binary was not found next to libmodgap or in the package")
+
+
 def run_printed_training_command(command: str, run_dir, env: dict, cwd) -> dict:
     """Run one `python -m modgap.patches.open_clip ...` line a prepare script printed, for one epoch on the
     CPU with validation, and return the last line of its results.jsonl (``run_dir``: logs/<name>)."""

@@ -1,12 +1,16 @@
-"""The C++ config composer against OmegaConf (an independent implementation of the same merge and
-interpolation rules), and every shipped config composes."""
+"""The C++ config composer against OmegaConf (an independent implementation of the same merge,
+interpolation and YAML typing rules) and against Hydra itself (composition and multirun sweeps), and
+every shipped config composes."""
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import modgap
+from conftest import modgap_cli
 
 omegaconf = pytest.importorskip("omegaconf")
 from omegaconf import OmegaConf  # noqa: E402
@@ -78,12 +82,7 @@ def test_defaults_list_and_yaml_output():
 
 
 def test_cli_config_matches_python():
-    import json
-    import os
-    import subprocess
-    cli = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
-    if not cli.is_file():
-        cli = Path(modgap.__file__).parent / "bin" / "modgap"
+    cli = modgap_cli()
     run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "loss=notagap", "seed=3"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
@@ -213,12 +212,7 @@ def test_compose_refuses_a_sweep_and_multirun_names_the_failing_job():
 
 
 def test_cli_multirun_matches_python():
-    import json
-    import os
-    import subprocess
-    cli = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
-    if not cli.is_file():
-        cli = Path(modgap.__file__).parent / "bin" / "modgap"
+    cli = modgap_cli()
     overrides = ["loss=clip_ft,ours", "loss.lambda1=range(0,1.01,0.5)", "epochs=3"]
     overrides = [o.replace("loss.lambda1", "++loss.lambda1") for o in overrides]
     run = subprocess.run([str(cli), "config", str(ROOT / "configs" / "train.yaml"), "--multirun", *overrides],

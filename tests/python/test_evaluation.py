@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from sklearn.metrics import adjusted_rand_score, homogeneity_completeness_v_meas
 from sklearn.neighbors import KNeighborsClassifier
 
 import modgap
-from conftest import make_embeddings
+from conftest import make_embeddings, modgap_cli
 
 ops = torch.ops.modgap
 
@@ -468,22 +467,12 @@ def test_evaluate_reports_progress(capfd):
     assert "k-means initialisation 2/2" in err and "kNN accuracy" in err
 
 
-def _cli():
-    built = Path(os.environ.get("MODGAP_LIBRARY", modgap.library_path())).parent / "modgap"
-    if built.is_file():
-        return str(built)
-    installed = Path(modgap.__file__).parent / "bin" / "modgap"
-    if installed.is_file():
-        return str(installed)
-    pytest.fail("the `modgap` CLI binary was not found next to libmodgap or in the package")
-
-
 def test_cli_eval_matches_python(tmp_path):
     embeddings, labels = _digits_embeddings()
     path = tmp_path / "emb.pt"
     torch.save({**embeddings, "labels": labels}, path)
     out = tmp_path / "result.json"
-    run = subprocess.run([_cli(), "eval", str(path), "ks=1,5", "seed=3", "n_init=2", f"out={out}"],
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1,5", "seed=3", "n_init=2", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "V-measure" in run.stdout and "image-text" in run.stdout
@@ -492,11 +481,11 @@ def test_cli_eval_matches_python(tmp_path):
     assert from_cli == from_python
     assert "linear-probe accuracy:" in run.stdout and "linear separability" in run.stdout
     # the probe's keys: C and iterations reach the fit; 0 iterations skips probe and separability
-    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_c=0.25, probe_max_iter=40)
-    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "linear_probe" not in json.loads(out.read_text())
 
@@ -507,7 +496,7 @@ def test_cli_eval_reads_the_scripts_nested_format(tmp_path):
     path = tmp_path / "nested.pt"
     torch.save({"embeddings": embeddings, "labels": labels, "loss": {"name": "clip_lt", "lambda1": 0.0}}, path)
     out = tmp_path / "nested.json"
-    run = subprocess.run([_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0)
@@ -516,14 +505,14 @@ def test_cli_eval_reads_the_scripts_nested_format(tmp_path):
 def test_cli_errors_are_clear(tmp_path):
     path = tmp_path / "emb.pt"
     torch.save({"image": torch.randn(10, 4)}, path)
-    run = subprocess.run([_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "at least 2 modalities" in run.stderr
     torch.save({"image": torch.randn(10, 4), "text": torch.randn(10, 4)}, path)
-    run = subprocess.run([_cli(), "eval", str(path), "knn_k=x"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([modgap_cli(), "eval", str(path), "knn_k=x"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "`knn_k` expects an integer" in run.stderr
-    run = subprocess.run([_cli(), "eval", str(path), "bogus=1"], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([modgap_cli(), "eval", str(path), "bogus=1"], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "unknown key 'bogus'" in run.stderr
-    run = subprocess.run([_cli(), "eval", str(tmp_path / "missing.pt")], capture_output=True, text=True, timeout=120)
+    run = subprocess.run([modgap_cli(), "eval", str(tmp_path / "missing.pt")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "cannot open" in run.stderr
 
 
@@ -635,12 +624,12 @@ def test_cli_eval_reads_the_protocol_from_a_config(tmp_path):
     torch.save({**embeddings, "labels": labels}, path)
     out = tmp_path / "result.json"
     configs = Path(__file__).resolve().parents[2] / "configs"
-    run = subprocess.run([_cli(), "eval", str(path), f"config={configs / 'train.yaml'}", "eval.knn_k=7", "seed=5",
+    run = subprocess.run([modgap_cli(), "eval", str(path), f"config={configs / 'train.yaml'}", "eval.knn_k=7", "seed=5",
                           "eval.ks=[1,3]", f"out={out}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     result = json.loads(out.read_text())
     # knn_k and ks from the config override, seed from the plain key (plain keys win), n_init from the config.
     assert result["protocol"]["knn_k"] == 7 and result["protocol"]["ks"] == [1, 3] and result["protocol"]["seed"] == 5
     assert result == modgap.evaluate(embeddings, labels, ks=(1, 3), knn_k=7, seed=5, n_init=1)
-    run = subprocess.run([_cli(), "eval", str(path), "eval.knn_k=7"], capture_output=True, text=True, timeout=60)
+    run = subprocess.run([modgap_cli(), "eval", str(path), "eval.knn_k=7"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "give config=CONFIG.yaml" in run.stderr
