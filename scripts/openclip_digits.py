@@ -45,8 +45,11 @@ CAPTIONS_PER_TRAIN_IMAGE = 3
 RUNS = [("CLIP (LT)", "clip_lt"), ("Ours", "ours")]
 
 
+LOG_PREFIX = "main job"  # scripts/sweep.py sets "sweep"
+
+
 def log(message: str) -> None:
-    print(f"[main job] {message}", flush=True)
+    print(f"[{LOG_PREFIX}] {message}", flush=True)
 
 
 def caption(label: int, rng: random.Random) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 import modgap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import openclip_digits  # noqa: E402
 from openclip_digits import ROOT, embed, log, train, write_dataset  # noqa: E402
 
 TABLE9_SWEEP = ["loss.lambda1=0,0.25,0.5,0.75,1", "loss.lambda2=0,0.25,0.5,0.75,1"]
@@ -104,6 +105,7 @@ def render_table(jobs: list[list[str]], results: list[dict]) -> str:
 
 def main(overrides: list[str]) -> None:
     started = time.time()
+    openclip_digits.LOG_PREFIX = "sweep"
     jobs = modgap.config.sweep(overrides)
     if len(jobs) == 1:
         overrides = TABLE9_SWEEP + overrides
