@@ -18,6 +18,7 @@
 //   * scalar types: file values as OmegaConf's YAML 1.1 loader types them (yes/on booleans, 010 octal,
 //     0x10 hex, 1:30 sexagesimal, 1e-3 float, .inf), override values as Hydra's override grammar (yes and
 //     010 strings, 1_000 int, inf float); in a string interpolation a value prints as Python's str();
+//     Hydra's backslash escapes (`a\,b`, `f\(x\)`, `\\`) in plain override values make a string;
 //   * interpolation: `${a.b}`, `${a.list.0}`, relative `${.sibling}` / `${..uncle}`, nested `${a.${b}}`,
 //     `${oc.env:VAR}` / `${oc.env:VAR,default}`, `${oc.select:key,default}`; a value that is exactly one
 //     interpolation keeps the referenced node's type (whole subtrees too), a mixed string is a string;

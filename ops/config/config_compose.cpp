@@ -396,9 +396,40 @@ void reject_sweep(const Override& override_) {
   }
 }
 
+// Hydra's escapes in an unquoted value: `\,` `\(` `\)` `\[` `\]` `\{` `\}` `\:` `\=` `\ ` `\<tab>` and `\\`
+// stand for the character; any other backslash is kept. A value with an escape is a string (Hydra: `1\,5`
+// is "1,5"). nullopt when the value has no escape.
+std::optional<std::string> hydra_unescaped(const Override& override_) {
+  const std::string& text = *override_.value;
+  static const std::string escapable = ",()[]{}:= \t\\";
+  std::string out;
+  bool escaped = false;
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] == '\\' && i + 1 < text.size() && escapable.find(text[i + 1]) != std::string::npos) {
+      out += text[++i];
+      escaped = true;
+    } else {
+      out += text[i];
+    }
+  }
+  if (!escaped) {
+    return std::nullopt;
+  }
+  if (text.find_first_of("'\"") != std::string::npos || (!text.empty() && (text[0] == '[' || text[0] == '{'))) {
+    fail("override '" + override_.text + "': backslash escapes are supported in plain values only, not with quotes "
+         "or inside [lists] / {dicts}; quote the element instead");
+  }
+  return out;
+}
+
 YAML::Node parse_override_value(const Override& override_) {
   const std::string& text = *override_.value;
   reject_sweep(override_);
+  if (const auto unescaped = hydra_unescaped(override_)) {
+    YAML::Node string(*unescaped);
+    string.SetTag("!");
+    return string;
+  }
   if (text.empty()) {
     YAML::Node empty("");
     empty.SetTag("!");

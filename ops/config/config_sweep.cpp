@@ -58,6 +58,8 @@ std::vector<std::string> split_top_level_commas(const std::string& text, const s
       } else if (c == quote) {
         quote = 0;
       }
+    } else if (c == '\\' && i + 1 < text.size()) {
+      ++i;  // Hydra's escapes (\, \( \[ ...): the next character is literal, never a separator
     } else if (c == '\'' || c == '"') {
       quote = c;
     } else if (c == '[' || c == '{' || c == '(') {

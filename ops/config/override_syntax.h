@@ -7,8 +7,8 @@
 
 namespace modgap {
 
-// Splits `text` at the commas outside quotes ('...', "..."), [], {}, () and ${}: one part means one
-// value, several mean a sweep. Unbalanced brackets and unterminated quotes throw ConfigError naming
+// Splits `text` at the commas outside quotes ('...', "..."), [], {}, () and ${}, and not escaped with a
+// backslash (Hydra's `\,`): one part means one value, several mean a sweep. Unbalanced brackets and unterminated quotes throw ConfigError naming
 // `context`.
 std::vector<std::string> split_top_level_commas(const std::string& text, const std::string& context);
 

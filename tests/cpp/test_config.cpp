@@ -191,6 +191,7 @@ TEST(ConfigSweepTest, CartesianProductFirstOverrideSlowest) {
   EXPECT_EQ(modgap::expand_sweeps({"a=1,2", "b=0", "a=3"}), (Jobs{{"a=3", "b=0"}}));  // first position, last value
   EXPECT_EQ(modgap::expand_sweeps({"~a", "b=${x.y},[1,2]"}), (Jobs{{"~a", "b=${x.y}"}, {"~a", "b=[1,2]"}}));
   EXPECT_EQ(modgap::expand_sweeps({}), (Jobs{{}}));
+  EXPECT_EQ(modgap::expand_sweeps({"a=x\\,y,z"}), (Jobs{{"a=x\\,y"}, {"a=z"}}));  // Hydra's escaped comma
 }
 
 TEST(ConfigSweepTest, ErrorsNameTheOverride) {
@@ -233,6 +234,8 @@ TEST_F(ConfigTest, ScalarsTypedAsOmegaConfAndOverridesAsHydra) {
   EXPECT_EQ(composed("c"), R"({"a":true,"b":8,"c":16,"d":0.001,"e":Infinity,"f":"x_0.001_True_16","g":90})");
   EXPECT_EQ(composed("c", {"a=yes", "b=010", "c=1_000", "d=1e3", "e=-INF"}),
             R"({"a":"yes","b":"010","c":1000,"d":1000.0,"e":-Infinity,"f":"x_1000.0_yes_1000","g":90})");
+  EXPECT_EQ(composed("c", {"a=x\\,y\\ z", "b=back\\\\slash"}),
+            R"({"a":"x,y z","b":"back\\slash","c":16,"d":0.001,"e":Infinity,"f":"x_0.001_x,y z_16","g":90})");
   EXPECT_EQ(composed("c", {"d=1e400", "e=nan", "a=0x10"}),
             R"({"a":"0x10","b":8,"c":16,"d":Infinity,"e":NaN,"f":"x_inf_0x10_16","g":90})");
 }

@@ -138,6 +138,7 @@ SWEEPS = [
     ["~c", "a=1,2", "++z=true,false"],
     ["a=7"],
     ["b=1e400,-1e400,1.5e-7,2_0.5"],  # Python's float(): out-of-range literals are infinite
+    [r"+e=x\,y,z", r"+f=a\ b", r"+g=f\(1\)", r"+h=back\\slash", r"+i=1\,5", r"+j=abc\d", r"+k=p\=q\:r"],  # escapes
     [],
 ]
 
@@ -207,6 +208,8 @@ def test_compose_refuses_a_sweep_and_multirun_names_the_failing_job():
             modgap.config.compose(ROOT / "configs", "train", [override])
     with pytest.raises(ValueError, match=r"multirun job 2 \(loss=nope\): .*unknown option 'nope' for config group 'loss'"):
         modgap.config.compose_multirun(ROOT / "configs", "train", ["loss=clip_lt,ours,nope"])
+    with pytest.raises(ValueError, match=r"backslash escapes are supported in plain values only"):
+        modgap.config.compose(ROOT / "configs", "train", [r"+x=[a\,b,c]"])
     # a comma inside ${...} or a function call that is not a sweep is one value
     assert modgap.config.compose(ROOT / "configs", "train", ["+x=${oc.env:MODGAP_UNSET_VAR,1}", "+y=f(1,2)"])["y"] == "f(1,2)"
 
