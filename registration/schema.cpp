@@ -43,6 +43,24 @@ std::tuple<std::vector<std::string>, int64_t> expand_sweeps_op(std::vector<std::
   }
 }
 
+// Every job of a multirun sweep composed (modgap::compose_multirun): the jobs' overrides flattened as
+// above, and each job's config as JSON.
+std::tuple<std::vector<std::string>, int64_t, std::vector<std::string>> compose_multirun_op(
+    std::string config_dir, std::string config_name, std::vector<std::string> overrides) {
+  try {
+    const auto jobs = compose_multirun(config_dir, config_name, overrides);
+    std::vector<std::string> flat;
+    std::vector<std::string> configs;
+    for (const auto& job : jobs) {
+      flat.insert(flat.end(), job.overrides.begin(), job.overrides.end());
+      configs.push_back(job.config.json);
+    }
+    return {flat, static_cast<int64_t>(jobs.front().overrides.size()), configs};
+  } catch (const ConfigError& error) {
+    TORCH_CHECK_VALUE(false, error.what());
+  }
+}
+
 int64_t cuda_version() {
 #ifdef MODGAP_WITH_CUDA
   return CUDART_VERSION;
@@ -171,6 +189,9 @@ TORCH_LIBRARY(modgap, m) {
   // Internal: Hydra multirun sweep expansion (`a=1,2 b=range(0,1,0.5)` -> the product of jobs),
   // flattened with `per_job` overrides per job. Python: modgap.config.sweep(); C++: modgap::expand_sweeps().
   m.def("_expand_sweeps(str[] overrides) -> (str[] jobs, int per_job)", &modgap::expand_sweeps_op);
+  // Internal: the same jobs, each composed (modgap::compose_multirun). Python: modgap.config.compose_multirun().
+  m.def("_compose_multirun(str config_dir, str config_name, str[] overrides) -> (str[] jobs, int per_job, str[] configs)",
+        &modgap::compose_multirun_op);
 
   // ---- library information ----
   m.def("_cuda_version() -> int", &modgap::cuda_version);

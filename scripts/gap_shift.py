@@ -102,12 +102,17 @@ def shift_to_gap(x: torch.Tensor, y: torch.Tensor, target: float, tol: float = 1
         else:
             low, high = 0.0, 2.0 * current + 0.1  # the minimum lies near delta = current gap
             ratio = (5 ** 0.5 - 1) / 2
-            for _ in range(80):  # golden-section search for the minimiser
-                a, b = high - ratio * (high - low), low + ratio * (high - low)
-                if gap_at(a) < gap_at(b):
-                    high = b
+            a, b = high - ratio * (high - low), low + ratio * (high - low)
+            gap_a, gap_b = gap_at(a), gap_at(b)
+            for _ in range(80):  # golden-section search for the minimiser: one new gap per step
+                if gap_a < gap_b:
+                    high, b, gap_b = b, a, gap_a
+                    a = high - ratio * (high - low)
+                    gap_a = gap_at(a)
                 else:
-                    low = a
+                    low, a, gap_a = a, b, gap_b
+                    b = low + ratio * (high - low)
+                    gap_b = gap_at(b)
             argmin = (low + high) / 2
             delta = _bisect(gap_at, 0.0, argmin, target, tol) if gap_at(argmin) <= target else argmin
         xs, ys = modgap.shift_modalities(xs, ys, delta, direction)

@@ -106,11 +106,10 @@ def render_table(jobs: list[list[str]], results: list[dict]) -> str:
 def main(overrides: list[str]) -> None:
     started = time.time()
     openclip_digits.LOG_PREFIX = "sweep"
-    jobs = modgap.config.sweep(overrides)
-    if len(jobs) == 1:
+    if len(modgap.config.sweep(overrides)) == 1:
         overrides = TABLE9_SWEEP + overrides
-        jobs = modgap.config.sweep(overrides)
     composed = modgap.config.compose_multirun(ROOT / "configs", "train", overrides)  # every job composes, up front
+    jobs = [job for job, _ in composed]
     out = (ROOT / composed[0][1]["data"]["root"]).resolve() / "sweep"
     out.mkdir(parents=True, exist_ok=True)
     results_path = out / "sweep_results.json"

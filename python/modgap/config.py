@@ -43,6 +43,10 @@ def defaults_list(config_dir: str | os.PathLike, config_name: str, overrides: Se
     return list(torch.ops.modgap._compose_config(str(config_dir), config_name, list(overrides))[2])
 
 
+def _jobs(flat: Sequence[str], per_job: int) -> List[List[str]]:
+    return [list(flat[i:i + per_job]) for i in range(0, len(flat), per_job)] if per_job else [[]]
+
+
 def sweep(overrides: Sequence[str]) -> List[List[str]]:
     """The jobs of a Hydra multirun sweep, each a plain override list for ``compose``.
 
@@ -50,20 +54,12 @@ def sweep(overrides: Sequence[str]) -> List[List[str]]:
     Hydra's FloatRange for floats) are sweeps; the jobs are the cartesian product over the overrides in
     order (the first varies slowest), as ``hydra -m``. Without a sweep: one job. Errors: ValueError
     naming the override."""
-    flat, per_job = torch.ops.modgap._expand_sweeps(list(overrides))
-    if per_job == 0:
-        return [[]]
-    return [list(flat[i:i + per_job]) for i in range(0, len(flat), per_job)]
+    return _jobs(*torch.ops.modgap._expand_sweeps(list(overrides)))
 
 
 def compose_multirun(config_dir: str | os.PathLike, config_name: str,
                      overrides: Sequence[str] = ()) -> List[Tuple[List[str], dict]]:
     """``(job overrides, composed config)`` for every job of the sweep in ``overrides``; every job is
     composed before any is returned, so a bad job fails the whole sweep up front (the error names it)."""
-    jobs = []
-    for number, job in enumerate(sweep(overrides)):
-        try:
-            jobs.append((job, compose(config_dir, config_name, job)))
-        except ValueError as error:
-            raise ValueError(f"multirun job {number} ({' '.join(job)}): {error}") from None
-    return jobs
+    flat, per_job, configs = torch.ops.modgap._compose_multirun(str(config_dir), config_name, list(overrides))
+    return [(job, json.loads(text)) for job, text in zip(_jobs(flat, per_job), configs)]
