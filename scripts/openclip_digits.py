@@ -87,9 +87,11 @@ def write_dataset(cfg: dict) -> dict:
             "val_labels": torch.from_numpy(labels[val_idx].astype(np.int64))}
 
 
-def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict, name: str | None = None) -> Path:
+def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict, name: str | None = None,
+          save_frequency: int | None = None) -> Path:
     """Runs OpenCLIP's training loop through the patch; `name` (default: the config's run_name with this
-    loss) is the run's folder under <data.root>/logs, replaced if it exists."""
+    loss) is the run's folder under <data.root>/logs, replaced if it exists; a checkpoint is saved every
+    `save_frequency` epochs (default: the last epoch only)."""
     logs = dataset["root"] / "logs"
     name = name or f"{cfg['run_name'].replace(cfg['loss']['name'], loss_name)}"
     shutil.rmtree(logs / name, ignore_errors=True)  # OpenCLIP refuses to reuse a run name
@@ -97,7 +99,7 @@ def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict, name: 
         sys.executable, "-m", "modgap.patches.open_clip",
         *training_arguments(cfg, train_data=dataset["root"] / "train.tsv", val_data=dataset["root"] / "val.tsv",
                             logs=logs, name=name, device="cpu"),
-        "--val-frequency", "1", "--save-frequency", str(cfg["epochs"]), "--log-every-n-steps", "1000000",
+        "--val-frequency", "1", "--save-frequency", str(save_frequency or cfg["epochs"]), "--log-every-n-steps", "1000000",
         "--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-val-labels", str(dataset["root"] / "val_labels.txt"),
         *[f"--modgap-override={o}" for o in overrides], f"--modgap-override=loss={loss_name}",
     ]
@@ -120,13 +122,23 @@ def train(cfg: dict, loss_name: str, overrides: list[str], dataset: dict, name: 
 
 
 @torch.no_grad()
-def embed(cfg: dict, run_dir: Path, dataset: dict) -> dict:
+def embed(cfg: dict, run_dir: Path | None, dataset: dict, epoch: int | None = None) -> dict:
+    """The held-out digits' embeddings from the checkpoint of `epoch` (default: the last) of the run in
+    `run_dir`; epoch 0 is the model at initialisation, drawn as OpenCLIP's main draws it (its
+    random_seed(seed) right before create_model_and_transforms), no checkpoint read."""
     import open_clip
     from modgap.patches.open_clip.launcher import _register_model_config
     _register_model_config(cfg)
+    epoch = cfg["epochs"] if epoch is None else epoch
+    if epoch == 0:
+        seed = int(cfg["seed"])
+        torch.manual_seed(seed)
+        np.random.seed(seed)
+        random.seed(seed)
     model, _, preprocess = open_clip.create_model_and_transforms(cfg["model"]["name"])
-    checkpoint = torch.load(run_dir / "checkpoints" / f"epoch_{cfg['epochs']}.pt", map_location="cpu", weights_only=False)
-    model.load_state_dict(checkpoint["state_dict"])
+    if epoch:
+        checkpoint = torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", map_location="cpu", weights_only=False)
+        model.load_state_dict(checkpoint["state_dict"])
     model.eval()
     tokenizer = open_clip.get_tokenizer(cfg["model"]["name"])
     images = torch.stack([preprocess(Image.open(p)) for p in dataset["val_images"]])

@@ -48,8 +48,11 @@ class ModGapLoss(nn.Module):
     ``atp_loss`` = lambda1 * L_ATP (eq. 7) and ``cu_loss`` = lambda2 * L_CU (eq. 8/9) for ``ours`` and
     ``ours_scheduled``; ``uniformity_loss``, ``alignment_loss`` [``cross_uniformity_loss``] for
     ``notagap`` and ``atp_uniformity`` (Table 11's arm). A ``contrastive`` weight in the config scales the
-    base loss's terms (``ours_no_infonce``: 0, Table 8's arm without InfoNCE). Half-precision features (AMP) are cast to float32,
-    outside autocast.
+    base loss's terms (``ours_no_infonce``: 0, Table 8's arm without InfoNCE). ``sparsify_epochs: k`` (any
+    loss, default 0; ``+loss.sparsify_epochs=1``) trains the first k epochs on ``sparsify_loss`` alone, Wang &
+    Isola's uniformity of all embeddings of both modalities together, and switches to the configured loss
+    afterwards (the paper's App. A.3 "Impact of the initialization", Fig. 8). Half-precision features (AMP)
+    are cast to float32, outside autocast.
     """
 
     def __init__(self, base: nn.Module, loss_config: dict, args=None, epochs: Optional[int] = None) -> None:
@@ -110,10 +113,28 @@ class ModGapLoss(nn.Module):
                 terms["cu_loss"] = lambda2 * cu
             return terms
 
+    def sparsifying(self) -> bool:
+        return self.epoch < int(self.config.get("sparsify_epochs", 0))
+
+    def sparsify_term(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
+        """lunif over the union of both modalities' embeddings, t as configured (Wang & Isola: 2):
+        log mean_{i<j} exp(-t ||u_i - u_j||^2) = centroid_uniformity([u, u], t, normalize=False), since the
+        centroid of u with itself is u. It spreads the embeddings regardless of their modality."""
+        with torch.autocast(device_type=image_features.device.type, enabled=False):
+            image, text = _gather(at_least_float32(image_features), at_least_float32(text_features), self.args)
+            union = torch.cat([image, text])
+            return modgap.centroid_uniformity([union, union], float(self.config.get("t", 2.0)), False)
+
     def forward(self, image_features, text_features, *args, output_dict: bool = False, **kwargs):
         out = self.base(image_features=image_features, text_features=text_features, *args, output_dict=True, **kwargs)
         if not isinstance(out, dict):
             out = {"contrastive_loss": out}
+        if self.sparsifying():
+            # Fig. 8's first phase: the uniformity term alone. The base loss stays in the graph with weight 0,
+            # so a learnable logit_scale still receives a (zero) gradient, as DDP expects of every parameter.
+            out = {key: 0.0 * value for key, value in out.items()}
+            out["sparsify_loss"] = self.sparsify_term(image_features, text_features)
+            return out if output_dict else sum(out.values())
         weight = float(self.config.get("contrastive", 1.0))  # Table 8: 0 drops L^(m->n) (kept in the graph)
         if weight != 1.0:
             out = {key: weight * value for key, value in out.items()}

@@ -122,6 +122,34 @@ def test_contrastive_weight_drops_infonce_for_table_8():
     torch.testing.assert_close(total, full["atp_loss"] + full["cu_loss"])
 
 
+def test_sparsify_epochs_train_on_joint_uniformity_first_then_the_configured_loss():
+    """Fig. 8: during the first `sparsify_epochs` epochs the loss is Wang & Isola's lunif over the union of
+    both modalities' embeddings (torch.pdist, as their code), the configured terms are off; afterwards the
+    configured loss is back unchanged."""
+    model = _tiny_model()
+    images, texts = _batch()
+    out = model(images, texts)
+    config = {**OURS, "sparsify_epochs": 2}
+    loss = ModGapLoss(open_clip.ClipLoss(), config)
+    union = torch.cat([out["image_features"], out["text_features"]]).double()
+    lunif = torch.pdist(union, p=2).pow(2).mul(-2.0).exp().mean().log()
+    for epoch in (0, 1):
+        loss.epoch = epoch
+        terms = loss(**out, output_dict=True)
+        assert set(terms) == {"contrastive_loss", "sparsify_loss"} and terms["contrastive_loss"].item() == 0.0
+        torch.testing.assert_close(terms["sparsify_loss"].double(), lunif, rtol=1e-5, atol=1e-6)
+    total = loss(**out)
+    total.backward()  # logit_scale stays in the graph (zero gradient), the towers get lunif's gradient
+    assert model.logit_scale.grad.item() == 0.0
+    assert sum(p.grad.abs().sum() for p in model.visual.parameters() if p.grad is not None) > 0
+    loss.epoch = 2
+    after = loss(**out, output_dict=True)
+    full = ModGapLoss(open_clip.ClipLoss(), OURS)(**out, output_dict=True)
+    assert set(after) == set(full)
+    for key in full:
+        torch.testing.assert_close(after[key], full[key])
+
+
 def test_accumulation_gives_the_full_batch_gradient():
     # open_clip_train.train with --accum-freq k: features of all k chunks are cached without grad, then
     # chunk j is recomputed with grad and the loss sees cat(cached[:j] + [fresh_j] + cached[j+1:]); the

@@ -128,3 +128,90 @@ def test_sweep_trains_every_job_and_reuses_finished_ones(tmp_path, capsys):
     capsys.readouterr()
     sweep.main(overrides)  # both jobs are in the results file: nothing is trained again
     assert capsys.readouterr().out.count("already") == 2
+
+
+# ---- scripts/ablations.py (Tables 2, 4, 8, 10, 11) ----
+
+def test_ablation_jobs_run_every_arm_per_sweep_job_with_user_overrides_last():
+    import ablations
+    arms = [a for a in ablations.ARMS if a[0] in ("clip_lt", "ours_no_cu")]
+    jobs = ablations.arm_jobs(arms, ["seed=0,1", "epochs=3"])
+    assert jobs == [("clip_lt", ["loss=clip_lt", "seed=0", "epochs=3"]),
+                    ("ours_no_cu", ["loss=ours", "loss.lambda2=0", "seed=0", "epochs=3"]),
+                    ("clip_lt", ["loss=clip_lt", "seed=1", "epochs=3"]),
+                    ("ours_no_cu", ["loss=ours", "loss.lambda2=0", "seed=1", "epochs=3"])]
+    # every arm composes to the loss its paper table describes
+    for key, _, overrides, _ in ablations.ARMS:
+        loss = modgap.config.compose(ROOT / "configs", "train", overrides)["loss"]
+        assert loss["name"] == {"ours_no_cu": "ours"}.get(key, key)
+        if key == "ours_no_cu":
+            assert loss["lambda2"] == 0 and loss["lambda1"] == 1.0
+        if key == "ours_no_infonce":
+            assert loss["contrastive"] == 0
+
+
+def test_ablations_table_is_mean_and_std_of_each_arms_evaluations(tmp_path, capsys):
+    """With every run already in the results file nothing trains: the tables are the mean and sample
+    standard deviation of the stored modgap.evaluate results, per arm, best mean in bold."""
+    import ablations
+    overrides = ["seed=0,1,2", f"data.root={tmp_path}"]
+    keys = ["clip_lt", "ours"]
+    jobs = ablations.arm_jobs([a for a in ablations.ARMS if a[0] in keys], overrides)
+    results, gaps = [], {}
+    for index, (key, job) in enumerate(jobs):
+        x, y, labels = _clustered_pairs(seed=index, offset=0.8 if key == "clip_lt" else 0.1)
+        evaluation = modgap.evaluate({"image": x, "text": y}, labels, n_init=2)
+        gaps.setdefault(key, []).append(evaluation["pairs"]["image-text"]["gap"])
+        results.append({"overrides": job, "scores": {}, "evaluation": evaluation, "run_dir": ""})
+    (tmp_path / "ablations").mkdir()
+    (tmp_path / "ablations" / "ablation_results.json").write_text(json.dumps(results))
+    ablations.main(["--arms", ",".join(keys), *overrides])
+    out = capsys.readouterr().out
+    assert out.count("already") == 6
+    rows = {}  # the first table (space measures) has the gap
+    for line in out.splitlines():
+        if line.startswith(("| CLIP (LT) |", "| Ours |")):
+            rows.setdefault(line.split(" | ")[0].lstrip("| "), line)
+    for key, title in (("clip_lt", "CLIP (LT)"), ("ours", "Ours")):
+        values = torch.tensor(gaps[key], dtype=torch.float64)
+        expected = f"{values.mean():.3f} ± {values.std():.3f}"  # torch's std is the sample std
+        assert f"| {title} | " in rows[title] and expected in rows[title]
+        assert rows[title].split(" | ")[2] == "3"
+    assert f"**{torch.tensor(gaps['ours'], dtype=torch.float64).mean():.3f}" in rows["Ours"]  # the lower gap is the best
+    assert (tmp_path / "ablations" / "table.md").read_text().count("| Ours |") == 2
+
+
+def test_ablations_name_an_unknown_arm():
+    import ablations
+    with pytest.raises(SystemExit, match="--arms: unknown arm.*clip_xx.*expected some of clip_lt"):
+        ablations.main(["--arms", "clip_lt,clip_xx"])
+
+
+# ---- scripts/sparsify_init.py (App. A.3, Fig. 8) ----
+
+def test_sparsify_runs_compose_to_the_loss_with_the_uniformity_phase():
+    import sparsify_init
+    runs = sparsify_init.runs(2)
+    assert [title for title, _, _ in runs] == ["InfoNCE", "InfoNCE, sparsified first", "Ours", "Ours, sparsified first"]
+    for title, overrides, sparsified in runs:
+        loss = modgap.config.compose(ROOT / "configs", "train", overrides)["loss"]
+        assert loss["name"] == ("clip_lt" if title.startswith("InfoNCE") else "ours")
+        assert loss.get("sparsify_epochs", 0) == (2 if sparsified else 0)
+
+
+def test_sparsify_table_reads_the_gap_per_epoch_and_the_snapshots():
+    import sparsify_init
+    snap = {"gap": 1.2, "cos_tp": 0.1, "av_image": 0.9, "av_text": 0.7}
+    result = {"title": "InfoNCE, sparsified first", "sparsified": True, "v_measure": 40.5, "recall_i2t": 1.9,
+              "gap_per_epoch": [0.2 + 0.01 * e for e in range(12)],
+              "snapshots": {"0": snap, "1": {**snap, "gap": 0.2, "av_image": 0.05, "av_text": 0.01}, "12": snap}}
+    table = sparsify_init.render_table([result], 1, 12).splitlines()
+    assert table[0].startswith("| Run | gap at init | epoch 1 | epoch 2 | epoch 3 | epoch 5 | epoch 10 | epoch 12 |")
+    assert table[2] == ("| InfoNCE, sparsified first | 1.200 | 0.200 | 0.210 | 0.220 | 0.240 | 0.290 | 0.310 | "
+                        "0.900 / 0.700 | 0.050 / 0.010 | 40.5 | 1.9 |")
+
+
+def test_sparsify_refuses_a_phase_as_long_as_training():
+    import sparsify_init
+    with pytest.raises(SystemExit, match="--sparsify-epochs: expected 1 <= K < epochs \\(3\\), got 3"):
+        sparsify_init.main(["--sparsify-epochs", "3", "epochs=3"])
