@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -215,3 +216,63 @@ def test_sparsify_refuses_a_phase_as_long_as_training():
     import sparsify_init
     with pytest.raises(SystemExit, match="--sparsify-epochs: expected 1 <= K < epochs \\(3\\), got 3"):
         sparsify_init.main(["--sparsify-epochs", "3", "epochs=3"])
+
+
+# ---- scripts/loss_landscape.py (Fig. 3) ----
+
+def test_landscape_terms_are_clip_loss_and_the_closed_forms():
+    """Along the rings: InfoNCE is OpenCLIP's ClipLoss at logit scale s; matched pairs are at chord
+    distance 2 sin(theta/2), so L_ATP without a swap is 4 sin^2(theta/2); L_CU does not depend on theta
+    (the paper's dL_CU/dtheta = 0), with or without mismatched pairs."""
+    import open_clip
+    import loss_landscape as ll
+    for theta in (0.0, 0.3, 1.2, 2.5):
+        image, text = ll.rings(theta, 6, (0, 1))
+        assert torch.allclose(image.norm(dim=1), torch.ones(6, dtype=torch.float64))
+        for scale in (1.0, 1 / 0.07, 100.0):
+            expected = open_clip.ClipLoss()(image, text, torch.tensor(scale, dtype=torch.float64))
+            torch.testing.assert_close(ll.infonce(image, text, scale), expected)
+        matched = ll.terms(*ll.rings(theta, 6, None), 5.0, 2.0)
+        torch.testing.assert_close(matched["atp"], torch.tensor(4 * math.sin(theta / 2) ** 2, dtype=torch.float64))
+    for swap in (None, (0, 1), (1, 3)):  # not antipodal pairs, whose centroids are the zero vector
+        cu = [float(ll.terms(*ll.rings(theta, 6, swap), 5.0, 2.0)["cu"]) for theta in (0.0, 0.5, 1.5, 3.0)]
+        assert max(cu) - min(cu) < 1e-12
+
+
+def test_landscape_minima_and_lambda1_threshold(tmp_path, capsys):
+    import loss_landscape as ll
+    thetas = torch.deg2rad(torch.arange(0.0, 180.0, 1.0, dtype=torch.float64))
+    # no mismatch: InfoNCE's minimum is at gap 0 (Liang et al.'s control)
+    plain = ll.landscape(thetas, 6, None, 1 / 0.07, 1.0, 1.0, 2.0)
+    assert ll.minimum(thetas, plain["infonce"])["theta_deg"] == 0.0
+    # with two mismatched pairs InfoNCE keeps a gap; lambda1 at the threshold puts L_CLgap's minimum at 0
+    swapped = ll.landscape(thetas, 6, (0, 2), 1 / 0.07, 1.0, 1.0, 2.0)
+    assert ll.minimum(thetas, swapped["infonce"])["theta_deg"] > 90
+    threshold = ll.lambda1_for_zero(thetas, 6, (0, 2), 1 / 0.07, 1.0, 2.0)
+    assert threshold is not None and threshold > 0
+    for lam, at_zero in ((threshold + 0.01, True), (threshold - 0.01, False)):
+        r = ll.landscape(thetas, 6, (0, 2), 1 / 0.07, lam, 1.0, 2.0)
+        assert (ll.minimum(thetas, r["clgap"])["theta_deg"] == 0.0) is at_zero
+    # the gradient each pair receives is autograd's on the ring embeddings
+    image, text = ll.rings(float(thetas[30]), 6, (0, 2))
+    image.requires_grad_(True)
+    text.requires_grad_(True)
+    values = ll.terms(image, text, 1 / 0.07, 2.0)
+    g_image, g_text = torch.autograd.grad(values["infonce"] + values["atp"] + values["cu"], [image, text])
+    torch.testing.assert_close(torch.tensor(swapped["pair_gradient"][30], dtype=torch.float64),
+                               torch.cat([g_image, g_text], 1).norm(dim=1))
+    ll.main(["--swap", "0,2", "--scales", "14.2857", "--step", "2", "--out", str(tmp_path)])
+    assert "| 14.2857 |" in capsys.readouterr().out
+    assert (tmp_path / "landscape_0-2.png").exists() and json.loads((tmp_path / "landscape_0-2.json").read_text())["setup"]["swap"] == [0, 2]
+
+
+@pytest.mark.parametrize("argv, message", [(["--swap", "0"], "--swap: expected two pair indices"),
+                                           (["--swap", "0,6"], r"--swap: expected two different pair indices in \[0, 6\)"),
+                                           (["--swap", "1,1"], "--swap: expected two different"),
+                                           (["--pairs", "2"], "--pairs: expected at least 3"),
+                                           (["--scales", "0"], "--scales: expected positive finite"),
+                                           (["--step", "0"], "--step: expected a grid step")])
+def test_landscape_names_bad_arguments(argv, message):
+    import loss_landscape as ll
+    with pytest.raises(SystemExit, match=message):
+        ll.main(argv)
