@@ -276,3 +276,24 @@ def test_landscape_names_bad_arguments(argv, message):
     import loss_landscape as ll
     with pytest.raises(SystemExit, match=message):
         ll.main(argv)
+
+
+def test_epoch_zero_embeddings_are_the_model_openclip_trains_from(tmp_path):
+    """embed(epoch=0) (Fig. 8's initialisation) draws the model OpenCLIP's main draws: one epoch of
+    OpenCLIP's training at learning rate 0 leaves the weights unchanged, and its checkpoint embeds the
+    held-out digits exactly as the epoch-0 model does; the caller's random states are left as they were."""
+    pytest.importorskip("open_clip_train")
+    import random
+    import openclip_digits
+    overrides = ["loss=clip_lt", "epochs=1", "lr=0", f"data.root={tmp_path}"]
+    cfg = modgap.config.compose(ROOT / "configs", "train", overrides)
+    dataset = openclip_digits.write_dataset(cfg)
+    run_dir = openclip_digits.train(cfg, "clip_lt", overrides, dataset, name="lr0")
+    random.seed(123)
+    torch.manual_seed(123)
+    states = random.getstate(), torch.get_rng_state()
+    initial = openclip_digits.embed(cfg, None, dataset, epoch=0)
+    assert random.getstate() == states[0] and torch.equal(torch.get_rng_state(), states[1])  # the caller's left alone
+    trained = openclip_digits.embed(cfg, run_dir, dataset, epoch=1)
+    for modality in ("image", "text"):
+        torch.testing.assert_close(initial[modality], trained[modality], rtol=0, atol=0)
