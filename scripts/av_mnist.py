@@ -20,7 +20,7 @@ retrieval protocol; instance-level R@K of every pair is in the JSON too.
     .venv/bin/python scripts/av_mnist.py [epochs=10 runs=[ours] loss.lambda2=0.5 embed_dim=3 ...]
 
 Writes <data.root>/av_mnist_results.json, table1.md, embeddings_<run>.pt and plots/ (PCA per run, Fig. 2;
-gap and V-measure over training).
+gap and V-measure over training; with embed_dim=3, the embeddings on the sphere, Fig. 9).
 """
 from __future__ import annotations
 
@@ -247,7 +247,7 @@ def train_run(cfg: dict, run: str, splits, image_norm, audio_norm, test_index, t
 
 
 def plots(results: dict, labels: torch.Tensor, out: Path) -> List[Path]:
-    from training_plots import pca_scatter, training_curves
+    from training_plots import pca_scatter, sphere_scatter, training_curves
     panels = {run: ({m: r["embeddings"][m] for m in MODALITIES},
                     f"{TITLES.get(run, run)}: gap {r['evaluation']['mean_over_pairs']['gap']:.2f}, "
                     f"V-measure {r['evaluation']['clustering']['v_measure']:.2f}") for run, r in results.items()}
@@ -256,7 +256,11 @@ def plots(results: dict, labels: torch.Tensor, out: Path) -> List[Path]:
     # the text modality has ten distinct points (one text per class): drawn large, outlined, on top
     return [pca_scatter(panels, labels, out / "pca_embeddings.png", "Held-out AV-MNIST triples, PCA of the three "
                         "modalities (colour = digit; s image, ^ audio, o text)", "s^o", large=("text",)),
-            training_curves(curves, out / "gap_vmeasure_training.png", gap_label="gap (eq. 2), mean over pairs")]
+            training_curves(curves, out / "gap_vmeasure_training.png", gap_label="gap (eq. 2), mean over pairs")] + (
+        # 3-dimensional embeddings (embed_dim=3) are drawn on the sphere itself: Fig. 9's semantic stripes
+        [sphere_scatter(panels, labels, out / "sphere_embeddings.png", "Held-out AV-MNIST triples on the sphere "
+                        "(colour = digit; s image, ^ audio, o text)", "s^o", large=("text",))]
+        if next(iter(results.values()))["embeddings"]["image"].shape[1] == 3 else [])
 
 
 def table(results: dict, n_test: int, cfg: dict) -> str:

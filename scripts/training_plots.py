@@ -1,6 +1,7 @@
-"""The two figures the paper's runs write (shared by scripts/openclip_digits.py and scripts/av_mnist.py):
-a PCA of every modality's held-out embeddings per run (Fig. 2 / 6) and the gap and V-measure over
-training (Fig. 5 / 7)."""
+"""The figures the paper's runs write (shared by scripts/openclip_digits.py and scripts/av_mnist.py):
+a PCA of every modality's held-out embeddings per run (Fig. 2 / 6), the gap and V-measure over
+training (Fig. 5 / 7) and, for 3-dimensional embeddings, the embeddings on the sphere itself (Fig. 9's
+semantic stripes)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -57,6 +58,35 @@ def training_curves(curves: Dict[str, Tuple[List[int], List[float], List[float]]
     ax_v.set(xlabel="epoch", ylabel="V-measure", title="Joint k-means V-measure during training")
     ax_gap.legend()
     ax_v.legend()
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def sphere_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels: torch.Tensor, out: Path,
+                   suptitle: str, markers: Sequence[str], large: Sequence[str] = ()) -> Path:
+    """Fig. 9: 3-dimensional unit embeddings drawn on the sphere, no projection; one panel per run, as
+    ``pca_scatter`` (colour = label, one marker per modality, ``large`` modalities drawn large)."""
+    plt = _pyplot()
+    fig = plt.figure(figsize=(6 * len(runs), 5.5))
+    u, v = np.meshgrid(np.linspace(0, 2 * np.pi, 36), np.linspace(0, np.pi, 18))
+    for index, (embeddings, title) in enumerate(runs.values()):
+        ax = fig.add_subplot(1, len(runs), index + 1, projection="3d")
+        ax.plot_wireframe(np.cos(u) * np.sin(v), np.sin(u) * np.sin(v), np.cos(v), color="0.85", linewidth=0.4)
+        for marker, (name, z) in zip(markers, embeddings.items()):
+            if z.shape[1] != 3:
+                raise ValueError(f"sphere_scatter: {name} embeddings have {z.shape[1]} dimensions, expected 3")
+            z = torch.nn.functional.normalize(z.double(), dim=1).numpy()
+            big = name in large
+            ax.scatter(z[:, 0], z[:, 1], z[:, 2], c=labels.numpy(), cmap="tab10", vmin=0, vmax=9, marker=marker,
+                       s=80 if big else 10, alpha=1.0 if big else 0.7, edgecolors="k" if big else "none",
+                       depthshade=False, label=name)
+        ax.set_title(title)
+        ax.set_box_aspect((1, 1, 1))
+        ax.legend(loc="upper left")
+    fig.suptitle(suptitle)
     fig.tight_layout()
     out.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out, dpi=110)

@@ -297,3 +297,15 @@ def test_epoch_zero_embeddings_are_the_model_openclip_trains_from(tmp_path):
     trained = openclip_digits.embed(cfg, run_dir, dataset, epoch=1)
     for modality in ("image", "text"):
         torch.testing.assert_close(initial[modality], trained[modality], rtol=0, atol=0)
+
+
+# ---- scripts/training_plots.py: Fig. 9's sphere ----
+
+def test_sphere_scatter_draws_three_dimensional_embeddings_and_refuses_others(tmp_path):
+    from training_plots import sphere_scatter
+    x, y, labels = _clustered_pairs(dim=3)
+    out = sphere_scatter({"run": ({"image": x, "text": y}, "run")}, labels, tmp_path / "sphere.png", "title", "s^")
+    assert out.exists() and out.stat().st_size > 10_000
+    x4, y4, _ = _clustered_pairs(dim=4)
+    with pytest.raises(ValueError, match="image embeddings have 4 dimensions, expected 3"):
+        sphere_scatter({"run": ({"image": x4, "text": y4}, "run")}, labels, tmp_path / "bad.png", "title", "s^")
