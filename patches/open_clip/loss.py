@@ -83,10 +83,8 @@ class ModGapLoss(nn.Module):
             terms = {}
             if self.name in SEPARATE_TERM_LOSSES:
                 t = float(self.config.get("t", 2.0))
-                # lunif(x) = centroid_uniformity([x, x], normalize=False): the centroid of x with itself is x.
-                if self.config.get("uniformity", 0.0):
-                    unif = 0.5 * (modgap.centroid_uniformity([image, image], t, False)
-                                  + modgap.centroid_uniformity([text, text], t, False))
+                if self.config.get("uniformity", 0.0):  # Wang & Isola's lunif per modality
+                    unif = 0.5 * (modgap.uniformity_loss(image, t) + modgap.uniformity_loss(text, t))
                     terms["uniformity_loss"] = float(self.config["uniformity"]) * unif
                 if self.config.get("alignment", 0.0):
                     terms["alignment_loss"] = float(self.config["alignment"]) * modgap.atp_loss([image, text])
@@ -117,13 +115,11 @@ class ModGapLoss(nn.Module):
         return self.epoch < int(self.config.get("sparsify_epochs", 0))
 
     def sparsify_term(self, image_features: torch.Tensor, text_features: torch.Tensor) -> torch.Tensor:
-        """lunif over the union of both modalities' embeddings, t as configured (Wang & Isola: 2):
-        log mean_{i<j} exp(-t ||u_i - u_j||^2) = centroid_uniformity([u, u], t, normalize=False), since the
-        centroid of u with itself is u. It spreads the embeddings regardless of their modality."""
+        """Wang & Isola's lunif over the union of both modalities' embeddings, t as configured (theirs: 2).
+        It spreads the embeddings regardless of their modality."""
         with torch.autocast(device_type=image_features.device.type, enabled=False):
             image, text = _gather(at_least_float32(image_features), at_least_float32(text_features), self.args)
-            union = torch.cat([image, text])
-            return modgap.centroid_uniformity([union, union], float(self.config.get("t", 2.0)), False)
+            return modgap.uniformity_loss(torch.cat([image, text]), float(self.config.get("t", 2.0)))
 
     def forward(self, image_features, text_features, *args, output_dict: bool = False, **kwargs):
         out = self.base(image_features=image_features, text_features=text_features, *args, output_dict=True, **kwargs)

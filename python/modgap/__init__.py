@@ -20,6 +20,7 @@ from . import config, distributed, nn  # noqa: E402  (need the ops loaded)
 __all__ = [
     "atp_loss",
     "centroid_uniformity",
+    "uniformity_loss",
     "gap_stats",
     "fill_gap_stats",
     "spectral_align",
@@ -67,6 +68,19 @@ def centroid_uniformity(embeddings: List[torch.Tensor], t: float = 2.0, normaliz
     """
     _check_not_empty("centroid_uniformity", embeddings)
     return torch.ops.modgap.centroid_uniformity(embeddings, t, normalize)
+
+
+def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
+    """Wang & Isola (2020)'s uniformity of one set of embeddings, the baseline of the paper's Table 11 and
+    NotAGap's uniformity term: ``log(mean_{i<j} exp(-t ||x_i - x_j||^2))``, their ``lunif(x, t)``
+    (``torch.pdist(x).pow(2).mul(-t).exp().mean().log()``) on the rows as given.
+
+    It is the centroid_uniformity op on ``[x, x]`` without normalisation (the centroid of x with itself is
+    x), so it never materialises the N x N matrix either; input errors name ``embeddings``.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"modgap.uniformity_loss: expected `x` to be a Tensor of shape [N, D], got {type(x).__name__}")
+    return torch.ops.modgap.centroid_uniformity([x, x], t, False)
 
 
 def _check_not_empty(op: str, embeddings: List[torch.Tensor]) -> None:

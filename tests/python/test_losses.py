@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 import modgap
 from conftest import make_embeddings
-from reference import (atp_formula, centroid_uniformity_formula, eq8_as_printed, lalign_loss,
+from reference import (atp_formula, centroid_uniformity_formula, eq8_as_printed, lalign_loss, lunif_loss,
                        reference_gap_terms)
 
 # N values cross the CPU tile's rows (512); test_tiles_across_the_column_block crosses its columns (2048).
@@ -55,6 +55,29 @@ def test_matches_float64_formulas_for_more_modalities(device, num_modalities, no
         for a, b in zip(g_ours, g_ref):
             torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-15)
     assert_cu_matches_formula(z, 2.0, normalize, rtol=1e-11, atol=1e-12, grad_rtol=1e-9, grad_atol=1e-13)
+
+
+@pytest.mark.parametrize("n", [2, 257, 1300])
+@pytest.mark.parametrize("t", [2.0, 7.5])
+def test_uniformity_loss_is_wang_and_isola_lunif(device, n, t):
+    """modgap.uniformity_loss (Table 11's baseline, NotAGap's uniformity) against the seed's lunif_loss
+    (torch.pdist) in float64, value and gradient, on unnormalised rows as given."""
+    x = (1.3 * torch.randn(n, 24, dtype=torch.float64, generator=torch.Generator().manual_seed(n))).to(device)
+    x.requires_grad_(True)
+    ours = modgap.uniformity_loss(x, t)
+    (grad,) = torch.autograd.grad(ours, x)
+    x_ref = x.detach().cpu().requires_grad_(True)
+    reference = lunif_loss(x_ref, t)
+    reference.backward()
+    torch.testing.assert_close(ours.cpu(), reference, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad.cpu(), x_ref.grad, rtol=1e-8, atol=1e-12)
+
+
+def test_uniformity_loss_names_a_bad_input():
+    with pytest.raises(TypeError, match="modgap.uniformity_loss: expected `x` to be a Tensor"):
+        modgap.uniformity_loss([torch.randn(4, 3)])
+    with pytest.raises(ValueError, match="expected at least 2 rows"):
+        modgap.uniformity_loss(torch.randn(1, 3))
 
 
 def test_differs_from_printed_eq8_by_log_n_minus_one():
