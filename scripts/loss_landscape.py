@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 import modgap
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 ROOT = Path(__file__).resolve().parents[1]
 PAPER_SCALE = 1 / 0.07  # the fixed temperature of the paper's OpenCLIP runs
 
@@ -125,9 +126,8 @@ def parse_swap(text: str, pairs: int) -> tuple[int, int] | None:
 
 
 def plot(thetas, results: dict, swap_name: str, pairs: int, swap, out: Path) -> Path:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from training_plots import _pyplot, save
+    plt = _pyplot()
     degrees = [math.degrees(x) for x in thetas.tolist()]
     fig, (ax_loss, ax_grad) = plt.subplots(1, 2, figsize=(12, 4.5))
     for scale, r in results.items():
@@ -150,10 +150,7 @@ def plot(thetas, results: dict, swap_name: str, pairs: int, swap, out: Path) -> 
     ax_grad.set(xlabel="angle between matched pairs θ (degrees)", ylabel="‖∂L_CLgap / ∂(v_i, t_i)‖",
                 title=f"(b) gradient per pair under L_CLgap, s = {scale:g}")
     ax_grad.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def main(argv: list[str]) -> None:

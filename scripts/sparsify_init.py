@@ -68,7 +68,7 @@ def render_table(results: list[dict], sparsify_epochs: int, epochs: int) -> str:
 
 
 def plots(results: list[dict], embeddings: dict, labels, sparsify_epochs: int, epochs: int, out: Path) -> list[Path]:
-    from training_plots import _pyplot, pca_scatter
+    from training_plots import _pyplot, pca_scatter, save
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7, 4))
     for r in results:
@@ -77,11 +77,7 @@ def plots(results: list[dict], embeddings: dict, labels, sparsify_epochs: int, e
     ax.axvspan(0, sparsify_epochs, color="grey", alpha=0.15, label=f"uniformity only (first {sparsify_epochs} epoch(s))")
     ax.set(xlabel="epoch", ylabel="gap (eq. 2)", title="Held-out digits: gap during training")
     ax.legend()
-    fig.tight_layout()
-    out.mkdir(parents=True, exist_ok=True)
-    written = [out / "gap_over_training.png"]
-    fig.savefig(written[0], dpi=110)
-    plt.close(fig)
+    written = [save(fig, out / "gap_over_training.png")]
     for r in results:
         if not r["sparsified"]:
             continue

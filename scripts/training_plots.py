@@ -18,6 +18,15 @@ def _pyplot():
     return plt
 
 
+def save(fig, out: Path) -> Path:
+    """Lays out, writes (creating the folder) and closes a figure."""
+    fig.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, dpi=110)
+    _pyplot().close(fig)
+    return out
+
+
 def pca_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels: torch.Tensor, out: Path,
                 suptitle: str, markers: Sequence[str], large: Sequence[str] = ()) -> Path:
     """One panel per run: ``runs[name] = (embeddings {modality: [N, D]}, panel title)``. The modalities are
@@ -39,11 +48,7 @@ def pca_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels: to
         ax.set_title(title)
         ax.legend(loc="best")
     fig.suptitle(suptitle)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def training_curves(curves: Dict[str, Tuple[List[int], List[float], List[float]]], out: Path,
@@ -58,11 +63,7 @@ def training_curves(curves: Dict[str, Tuple[List[int], List[float], List[float]]
     ax_v.set(xlabel="epoch", ylabel="V-measure", title="Joint k-means V-measure during training")
     ax_gap.legend()
     ax_v.legend()
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)
 
 
 def sphere_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels: torch.Tensor, out: Path,
@@ -87,8 +88,4 @@ def sphere_scatter(runs: Dict[str, Tuple[Dict[str, torch.Tensor], str]], labels:
         ax.set_box_aspect((1, 1, 1))
         ax.legend(loc="upper left")
     fig.suptitle(suptitle)
-    fig.tight_layout()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, dpi=110)
-    plt.close(fig)
-    return out
+    return save(fig, out)

@@ -309,3 +309,16 @@ def test_sphere_scatter_draws_three_dimensional_embeddings_and_refuses_others(tm
     x4, y4, _ = _clustered_pairs(dim=4)
     with pytest.raises(ValueError, match="image embeddings have 4 dimensions, expected 3"):
         sphere_scatter({"run": ({"image": x4, "text": y4}, "run")}, labels, tmp_path / "bad.png", "title", "s^")
+
+
+def test_sparsify_plots_write_the_gap_curve_and_one_pca_per_sparsified_run(tmp_path):
+    import sparsify_init
+    x, y, labels = _clustered_pairs(n=60)
+    snap = {"gap": 1.0, "cos_tp": 0.2, "av_image": 0.1, "av_text": 0.1}
+    results = [{"title": title, "sparsified": sparsified, "gap_per_epoch": [0.5, 0.4, 0.3],
+                "snapshots": {"0": snap, "1": snap, "3": snap}}
+               for title, sparsified in (("InfoNCE", False), ("InfoNCE, sparsified first", True))]
+    embeddings = {(r["title"], epoch): {"image": x, "text": y} for r in results for epoch in (0, 1, 3)}
+    written = sparsify_init.plots(results, embeddings, labels, 1, 3, tmp_path)
+    assert [p.name for p in written] == ["gap_over_training.png", "pca_infonce_sparsified.png"]
+    assert all(p.stat().st_size > 10_000 for p in written)
