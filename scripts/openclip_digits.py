@@ -130,18 +130,16 @@ def embed(cfg: dict, run_dir: Path | None, dataset: dict, epoch: int | None = No
     from modgap.patches.open_clip.launcher import _register_model_config
     _register_model_config(cfg)
     epoch = cfg["epochs"] if epoch is None else epoch
-    if epoch == 0:  # seeded as OpenCLIP's main seeds; the caller's random states are restored afterwards
-        states = random.getstate(), np.random.get_state()
-        with torch.random.fork_rng(devices=[]):
-            seed = int(cfg["seed"])
-            torch.manual_seed(seed)
-            np.random.seed(seed)
-            random.seed(seed)
-            model, _, preprocess = open_clip.create_model_and_transforms(cfg["model"]["name"])
-        random.setstate(states[0])
-        np.random.set_state(states[1])
-    else:
+    # epoch 0 is seeded as OpenCLIP's main seeds; the caller's random states are restored afterwards
+    states = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[], enabled=epoch == 0):
+        if epoch == 0:
+            torch.manual_seed(int(cfg["seed"]))
+            np.random.seed(int(cfg["seed"]))
+            random.seed(int(cfg["seed"]))
         model, _, preprocess = open_clip.create_model_and_transforms(cfg["model"]["name"])
+    random.setstate(states[0])
+    np.random.set_state(states[1])
     if epoch:
         checkpoint = torch.load(run_dir / "checkpoints" / f"epoch_{epoch}.pt", map_location="cpu", weights_only=False)
         model.load_state_dict(checkpoint["state_dict"])
