@@ -90,13 +90,11 @@ def minimum(thetas: torch.Tensor, values: list[float]) -> dict:
             "zero_is_local_min": values[0] <= values[1]}
 
 
-def lambda1_for_zero(thetas, pairs, swap, scale, lambda2, t, high: float = 1e3) -> float | None:
-    """Smallest lambda1 (to 1e-3) for which theta = 0 is L_CLgap's global minimum on the grid; None above `high`.
+def lambda1_for_zero(landscape_terms: dict, lambda2: float, high: float = 1e3) -> float | None:
+    """Smallest lambda1 (to 1e-3) for which theta = 0 is L_CLgap's global minimum on the grid of a
+    `landscape` result (its InfoNCE, L_ATP and L_CU along theta); None above `high`.
     L_ATP is minimal at theta = 0 and L_CU does not depend on theta, so the set of such lambda1 is [x, inf)."""
-    base = [terms(*rings(th, pairs, swap), scale, t) for th in thetas.tolist()]
-    info = torch.tensor([float(b["infonce"]) for b in base])
-    atp = torch.tensor([float(b["atp"]) for b in base])
-    cu = torch.tensor([float(b["cu"]) for b in base])
+    info, atp, cu = (torch.tensor(landscape_terms[key]) for key in ("infonce", "atp", "cu"))
 
     def zero_is_global(lam: float) -> bool:
         total = info + lam * atp + lambda2 * cu
@@ -179,7 +177,7 @@ def main(argv: list[str]) -> None:
     for scale in args.scales:
         r = landscape(thetas, args.pairs, swap, scale, args.lambda1, args.lambda2, args.t)
         r["minimum"] = {key: minimum(thetas, r[key]) for key in ("infonce", "clgap")}
-        r["lambda1_for_zero"] = lambda1_for_zero(thetas, args.pairs, swap, scale, args.lambda2, args.t)
+        r["lambda1_for_zero"] = lambda1_for_zero(r, args.lambda2)
         r["cu_range"] = max(r["cu"]) - min(r["cu"])
         results[scale] = r
     swap_name = "none" if swap is None else f"{swap[0]},{swap[1]}"

@@ -46,6 +46,11 @@ def runs(sparsify_epochs: int) -> list[tuple[str, list[str], bool]]:
             ("Ours, sparsified first", ["loss=ours", *sparsify], True)]
 
 
+def slug(title: str, sparsified: bool) -> str:
+    """File-name form of a run: "infonce", "ours_sparsified", ..."""
+    return title.split(",")[0].lower().replace(" ", "_") + ("_sparsified" if sparsified else "")
+
+
 def space(embeddings: dict) -> dict:
     stats = modgap.gap_stats([embeddings["image"], embeddings["text"]])
     return {"gap": float(stats["gap"][0, 1]), "cos_tp": float(stats["cos_tp_mean"][0, 1]),
@@ -86,8 +91,7 @@ def plots(results: list[dict], embeddings: dict, labels, sparsify_epochs: int, e
                             (epochs, f"epoch {epochs}")):
             snapshot = r["snapshots"][str(epoch)]
             panels[when] = (embeddings[(r["title"], epoch)], f"{when}: gap {snapshot['gap']:.2f}")
-        name = "pca_" + r["title"].split(",")[0].lower().replace(" ", "_") + "_sparsified.png"
-        written.append(pca_scatter(panels, labels, out / name, f"{r['title']}: held-out digits, PCA of both "
+        written.append(pca_scatter(panels, labels, out / f"pca_{slug(r['title'], True)}.png", f"{r['title']}: held-out digits, PCA of both "
                                    "modalities (colour = digit; o image, ^ text)", "o^"))
     return written
 
@@ -110,8 +114,7 @@ def main(argv: list[str]) -> None:
     results, embeddings = [], {}
     for title, job, sparsified, cfg in composed:
         log(f"training {title} ({' '.join(job)}): loss {json.dumps(cfg['loss'])}")
-        run_dir = train(cfg, cfg["loss"]["name"], job, dataset, name="sparsify_" + title.split(",")[0].lower().replace(" ", "_")
-                        + ("_sparsified" if sparsified else ""), save_frequency=1)
+        run_dir = train(cfg, cfg["loss"]["name"], job, dataset, name=f"sparsify_{slug(title, sparsified)}", save_frequency=1)
         snapshots = {}
         for epoch in snapshot_epochs:
             embeddings[(title, epoch)] = embed(cfg, run_dir if epoch else None, dataset, epoch=epoch)

@@ -248,7 +248,7 @@ def test_landscape_minima_and_lambda1_threshold(tmp_path, capsys):
     # with two mismatched pairs InfoNCE keeps a gap; lambda1 at the threshold puts L_CLgap's minimum at 0
     swapped = ll.landscape(thetas, 6, (0, 2), 1 / 0.07, 1.0, 1.0, 2.0)
     assert ll.minimum(thetas, swapped["infonce"])["theta_deg"] > 90
-    threshold = ll.lambda1_for_zero(thetas, 6, (0, 2), 1 / 0.07, 1.0, 2.0)
+    threshold = ll.lambda1_for_zero(swapped, 1.0)
     assert threshold is not None and threshold > 0
     for lam, at_zero in ((threshold + 0.01, True), (threshold - 0.01, False)):
         r = ll.landscape(thetas, 6, (0, 2), 1 / 0.07, lam, 1.0, 2.0)
