@@ -107,6 +107,19 @@ TORCH_LIBRARY(modgap, m) {
       "Tensor row_sum, Tensor weighted, Tensor log_pair_sum, float t, bool normalize, float scale) -> Tensor[]",
       {at::Tag::pt2_compliant_tag});
 
+  // Fahim et al.'s cross-modal uniformity (the NotAGap baseline's L_xunif): log of the mean of
+  // exp(-t ||x_i - y_j||^2) over the pairs of a row of x and a row of y, the true pairs i = j left out
+  // when exclude_diagonal. Tiled (no N x N buffer); the internal forward half also returns log_pair_sum
+  // for the backward half, which recomputes the pair weights tile by tile.
+  m.def("cross_uniformity(Tensor x, Tensor y, float t=2.0, bool exclude_diagonal=True) -> Tensor",
+        {at::Tag::pt2_compliant_tag});
+  m.def("_cross_uniformity_forward(Tensor x, Tensor y, float t, bool exclude_diagonal) -> (Tensor loss, Tensor "
+        "log_pair_sum)",
+        {at::Tag::pt2_compliant_tag});
+  m.def("_cross_uniformity_backward(Tensor grad_output, Tensor x, Tensor y, Tensor log_pair_sum, float t, bool "
+        "exclude_diagonal) -> (Tensor grad_x, Tensor grad_y)",
+        {at::Tag::pt2_compliant_tag});
+
   // ---- evaluation (no autograd; CPU and CUDA kernels, Meta kernels) ----
   // Gap measures per modality pair on L2-normalised rows (eq. 2, 3; Tables 3, 4, 10; measures.md §2, §8).
   m.def(

@@ -25,6 +25,11 @@ at::Tensor atp_loss(at::TensorList embeddings, int64_t anchor = 0);
 // Eq. 8 of the paper (a sum over i != j divided by N) equals this value plus log(N-1).
 at::Tensor centroid_uniformity(at::TensorList embeddings, double t = 2.0, bool normalize = true);
 
+// Fahim et al.'s cross-modal uniformity (NotAGap's L_xunif): log( mean over pairs (i, j) of
+// exp(-t ||x_i - y_j||^2) ), the true pairs i = j left out when `exclude_diagonal` (x and y then paired,
+// same N). Inputs used as given; tiled, no N x N buffer.
+at::Tensor cross_uniformity(const at::Tensor& x, const at::Tensor& y, double t = 2.0, bool exclude_diagonal = true);
+
 // ---- evaluation (no autograd). Rows are L2-normalised inside where the measure is defined on unit
 // vectors; see the op comments in registration/schema.cpp and ops/<op>/<op>_kernel.cpp. ----
 

@@ -81,13 +81,17 @@ void check_embeddings_finite(const char* op, at::TensorList embeddings) {
   }
 }
 
-void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings) {
+bool loss_is_finite_or_capturing(const at::Tensor& loss) {
 #ifdef MODGAP_WITH_CUDA
   if (loss.is_cuda() && at::cuda::currentStreamCaptureStatus() != at::cuda::CaptureStatus::None) {
-    return;
+    return true;
   }
 #endif
-  if (std::isfinite(loss.item<double>())) {
+  return std::isfinite(loss.item<double>());
+}
+
+void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings) {
+  if (loss_is_finite_or_capturing(loss)) {
     return;
   }
   check_embeddings_finite(op, embeddings);  // throws, naming the modality, if an input is NaN/Inf
@@ -157,7 +161,7 @@ void check_finite(const char* op, const char* name, const at::Tensor& x) {
     return;
   }
   TORCH_CHECK_VALUE(at::isfinite(x).all().item<bool>(), op, ": `", name,
-                    "` contains NaN or Inf values; the metrics would be meaningless");
+                    "` contains NaN or Inf values; the result would be meaningless");
 }
 
 }  // namespace modgap

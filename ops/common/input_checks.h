@@ -23,6 +23,10 @@ void check_embeddings_finite(const char* op, at::TensorList embeddings);
 // path (a device sync on CUDA, skipped during CUDA graph capture).
 void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings);
 
+// The happy-path half of check_loss_is_finite, for ops that name their inputs themselves: true when the
+// scalar `loss` is finite, or when it cannot be read because a CUDA graph is being captured.
+bool loss_is_finite_or_capturing(const at::Tensor& loss);
+
 void check_anchor(const char* op, int64_t anchor, int64_t num_modalities);
 
 void check_temperature(const char* op, double t);

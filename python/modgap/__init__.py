@@ -21,6 +21,7 @@ __all__ = [
     "atp_loss",
     "centroid_uniformity",
     "uniformity_loss",
+    "cross_uniformity",
     "gap_stats",
     "fill_gap_stats",
     "spectral_align",
@@ -81,6 +82,17 @@ def uniformity_loss(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"modgap.uniformity_loss: expected `x` to be a Tensor of shape [N, D], got {type(x).__name__}")
     return torch.ops.modgap.centroid_uniformity([x, x], t, False)
+
+
+def cross_uniformity(x: torch.Tensor, y: torch.Tensor, t: float = 2.0, exclude_diagonal: bool = True) -> torch.Tensor:
+    """Fahim et al. (2024)'s cross-modal uniformity, the NotAGap baseline's ``L_xunif``:
+    ``log(mean exp(-t ||x_i - y_j||^2))`` over the pairs of a row of ``x`` and a row of ``y``, the true pairs
+    ``i = j`` left out when ``exclude_diagonal`` (their definition; x and y are then paired, same N), every
+    pair counted otherwise (x and y may differ in N). Rows are used as given (NotAGap normalises first).
+
+    Tiled like centroid_uniformity: the N x N matrix is never materialised, forward or backward.
+    """
+    return torch.ops.modgap.cross_uniformity(x, y, t, exclude_diagonal)
 
 
 def _check_not_empty(op: str, embeddings: List[torch.Tensor]) -> None:

@@ -125,6 +125,30 @@ TEST(CentroidUniformity, Float32AccumulatesLikeFloat64) {
   EXPECT_NEAR(loss32.item<double>(), modgap::centroid_uniformity(z).item<double>(), 1e-5);
 }
 
+// Fahim et al.'s L_xunif from the full float64 distance matrix, the true pairs left out.
+at::Tensor naive_cross_uniformity(const at::Tensor& x, const at::Tensor& y, double t) {
+  const int64_t n = x.size(0);
+  at::Tensor sq = (x.unsqueeze(1) - y.unsqueeze(0)).pow(2).sum(-1);
+  at::Tensor off_diagonal = at::eye(n, at::kBool).logical_not();
+  return sq.masked_select(off_diagonal).mul(-t).exp().mean().log();
+}
+
+TEST(CrossUniformity, MatchesNaivePairMatrixWithGradients) {
+  // 600 rows cross the CPU tile's rows (512).
+  auto z = random_embeddings(2, 600, 7, true, 21);
+  const at::Tensor got = modgap::cross_uniformity(z[0], z[1], 0.8);
+  const at::Tensor expected = naive_cross_uniformity(z[0], z[1], 0.8);
+  EXPECT_NEAR(got.item<double>(), expected.item<double>(), 1e-10 * std::abs(expected.item<double>()));
+  auto got_grads = torch::autograd::grad({got}, z);
+  auto expected_grads = torch::autograd::grad({expected}, z);
+  for (size_t m = 0; m < z.size(); ++m) {
+    EXPECT_TRUE(torch::allclose(got_grads[m], expected_grads[m], 1e-9, 1e-13)) << "input " << m;
+  }
+  EXPECT_NE(error_of([&] { modgap::cross_uniformity(z[0], z[1].narrow(0, 0, 5)); })
+                .find("x and y are paired row by row and must have the same number of rows, got 600 and 5"),
+            std::string::npos);
+}
+
 TEST(Errors, NameTheArgumentAndTheExpectation) {
   auto z = random_embeddings(2, 8, 4, false, 1);
   EXPECT_NE(error_of([&] { modgap::centroid_uniformity({}); }).find("expected at least 2 modalities in `embeddings`, got 0"),

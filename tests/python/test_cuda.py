@@ -192,3 +192,15 @@ def test_cuda_logistic_regression_matches_cpu():
     torch.testing.assert_close(gpu[1].cpu(), cpu[1], atol=1e-4, rtol=0)
     predicted = modgap.linear_probe_predict(x.float().cuda(), y.cuda(), x.float().cuda())
     assert (predicted.cpu() == modgap.linear_probe_predict(x.float(), y, x.float())).double().mean() >= 0.99
+
+
+@pytest.mark.parametrize("exclude_diagonal", [True, False])
+def test_cuda_cross_uniformity_matches_cpu(exclude_diagonal):
+    """9000 rows cross the CUDA tile (2048 x 8192) in both directions."""
+    x_cpu, y_cpu = make_embeddings(2, 9000, 48, dtype=torch.float32, seed=9, normalize=True, requires_grad=True)
+    x_gpu, y_gpu = (z.detach().cuda().requires_grad_(True) for z in (x_cpu, y_cpu))
+    cpu = modgap.cross_uniformity(x_cpu, y_cpu, 2.0, exclude_diagonal)
+    gpu = modgap.cross_uniformity(x_gpu, y_gpu, 2.0, exclude_diagonal)
+    assert abs(cpu.item() - gpu.item()) <= 1e-5 * abs(cpu.item())
+    for a, b in zip(torch.autograd.grad(cpu, [x_cpu, y_cpu]), torch.autograd.grad(gpu, [x_gpu, y_gpu])):
+        torch.testing.assert_close(b.cpu(), a, rtol=1e-4, atol=1e-8)
