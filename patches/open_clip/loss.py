@@ -79,19 +79,13 @@ class ModGapLoss(nn.Module):
     def modgap_terms(self, image_features: torch.Tensor, text_features: torch.Tensor) -> dict:
         with torch.autocast(device_type=image_features.device.type, enabled=False):
             image, text = _gather(at_least_float32(image_features), at_least_float32(text_features), self.args)
-            terms = {}
             if self.name in SEPARATE_TERM_LOSSES:
-                t = float(self.config.get("t", 2.0))
-                if self.config.get("uniformity", 0.0):  # Wang & Isola's lunif per modality
-                    unif = 0.5 * (modgap.uniformity_loss(image, t) + modgap.uniformity_loss(text, t))
-                    terms["uniformity_loss"] = float(self.config["uniformity"]) * unif
-                if self.config.get("alignment", 0.0):
-                    terms["alignment_loss"] = float(self.config["alignment"]) * modgap.atp_loss([image, text])
-                if self.config.get("cross_uniformity", 0.0):
-                    # Fahim et al.'s cross-modal uniformity over the off-diagonal image-text pairs (tiled op).
-                    xunif = modgap.cross_uniformity(image, text, t, exclude_diagonal=True)
-                    terms["cross_uniformity_loss"] = float(self.config["cross_uniformity"]) * xunif
-                return terms
+                # NotAGap's terms (and Table 11's ATP + per-modality uniformity): modgap.nn.NotAGapLoss.
+                return modgap.nn.NotAGapLoss(uniformity=float(self.config.get("uniformity", 0.0)),
+                                             alignment=float(self.config.get("alignment", 0.0)),
+                                             cross_uniformity=float(self.config.get("cross_uniformity", 0.0)),
+                                             t=float(self.config.get("t", 2.0))).terms(image, text)
+            terms = {}
             lambda1, lambda2 = self.weights()
             if lambda1:
                 terms["atp_loss"] = lambda1 * modgap.atp_loss([image, text], int(self.config.get("anchor", 0)))

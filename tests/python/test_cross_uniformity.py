@@ -223,3 +223,43 @@ def test_scripted_module():
 def test_bad_inputs_name_the_argument(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+# ---- modgap.nn.NotAGapLoss: the whole NotAGap baseline on top of a CLIP loss ----
+
+def fahim_terms(x, y, t=2.0):
+    """abrar-fahim/contrastive-gap's three terms in float64 with N x N matrices (measures.md §5)."""
+    lunif = lambda z: torch.pdist(z).pow(2).mul(-t).exp().mean().log()  # noqa: E731  Wang & Isola
+    return {"uniformity_loss": 0.5 * (lunif(x) + lunif(y)),
+            "alignment_loss": (x - y).pow(2).sum(1).mean(),
+            "cross_uniformity_loss": cross_uniformity_formula(x, y, t, True)}
+
+
+@pytest.mark.parametrize("weights", [(1.0, 1.0, 0.0), (1.0, 1.0, 1.0), (0.5, 0.0, 2.0), (0.0, 0.0, 0.0)])
+def test_notagap_loss_module_matches_fahim_et_al(device, weights):
+    uniformity, alignment, cross = weights
+    x, y = make_embeddings(2, 600, 16, device=device, seed=20, normalize=True, requires_grad=True)
+    module = modgap.nn.NotAGapLoss(uniformity=uniformity, alignment=alignment, cross_uniformity=cross, t=2.0)
+    terms = module.terms(x, y)
+    reference = fahim_terms(x, y)
+    expected = {name: weight * reference[name]
+                for name, weight in zip(("uniformity_loss", "alignment_loss", "cross_uniformity_loss"), weights)
+                if weight != 0.0}
+    assert sorted(terms) == sorted(expected)  # only the switched-on terms, by name
+    for name in expected:
+        torch.testing.assert_close(terms[name], expected[name], rtol=1e-10, atol=1e-14)
+    total = module(x, y)
+    expected_total = sum(expected.values(), torch.zeros((), dtype=torch.float64, device=device))
+    torch.testing.assert_close(total, expected_total, rtol=1e-10, atol=1e-14)
+    if expected:
+        for a, b in zip(torch.autograd.grad(total, [x, y]), torch.autograd.grad(expected_total, [x, y])):
+            torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-13)
+
+
+def test_notagap_loss_module_scripts():
+    module = modgap.nn.NotAGapLoss(cross_uniformity=1.0)
+    scripted = torch.jit.script(module)
+    x, y = make_embeddings(2, 30, 6, seed=21, normalize=True)
+    torch.testing.assert_close(scripted(x, y), module(x, y), rtol=1e-12, atol=0)
+    assert sorted(scripted.terms(x, y)) == ["alignment_loss", "cross_uniformity_loss", "uniformity_loss"]
+    assert "cross_uniformity=1.0" in repr(module)
