@@ -422,6 +422,96 @@ std::optional<std::string> hydra_unescaped(const Override& override_) {
   return out;
 }
 
+// YAML's flow syntax reads '{' as the start of a mapping, so an interpolation inside a [list] or {dict}
+// (`+q=[${seed},2]`, `+q={a: ${seed}}`: valid in Hydra's grammar) does not parse. Before parsing such a
+// value, every ${...} outside quotes is swapped for a placeholder that is a plain scalar in flow context;
+// the parsed scalars get the interpolations back, so they resolve exactly as a top-level `+q=${seed}`.
+struct ProtectedInterpolations {
+  std::string text;
+  std::vector<std::string> originals;
+};
+
+std::string interpolation_placeholder(size_t index) { return "__modgap_interpolation_" + std::to_string(index) + "__"; }
+
+ProtectedInterpolations protect_interpolations_in_flow(const std::string& text) {
+  ProtectedInterpolations out;
+  const size_t first = text.find_first_not_of(" \t");
+  if (first == std::string::npos || (text[first] != '[' && text[first] != '{')) {
+    out.text = text;
+    return out;
+  }
+  char quote = 0;
+  for (size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (quote != 0) {
+      if (quote == '"' && c == '\\' && i + 1 < text.size()) {
+        out.text += text.substr(i++, 2);
+        continue;
+      }
+      quote = c == quote ? 0 : quote;  // '' inside single quotes closes and reopens: same result
+      out.text += c;
+      continue;
+    }
+    if (c == '\'' || c == '"') {
+      quote = c;
+      out.text += c;
+      continue;
+    }
+    if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
+      size_t end = i + 2;
+      int depth = 1;
+      for (; end < text.size() && depth > 0; ++end) {
+        depth += text[end] == '{' ? 1 : text[end] == '}' ? -1 : 0;
+      }
+      if (depth == 0) {  // balanced; an unbalanced ${ is left for the YAML parser to report
+        out.text += interpolation_placeholder(out.originals.size());
+        out.originals.push_back(text.substr(i, end - i));
+        i = end - 1;
+        continue;
+      }
+    }
+    out.text += c;
+  }
+  return out;
+}
+
+bool holds_placeholder(const YAML::Node& node) {
+  return node.IsScalar() && node.Scalar().find("__modgap_interpolation_") != std::string::npos;
+}
+
+YAML::Node restore_interpolations(const YAML::Node& node, const std::vector<std::string>& originals,
+                                  const std::string& override_text) {
+  if (node.IsMap()) {
+    YAML::Node out(YAML::NodeType::Map);
+    for (const auto& entry : node) {
+      if (holds_placeholder(entry.first)) {  // as Hydra's grammar: keys are plain names
+        fail("override '" + override_text + "': a dict key cannot be an interpolation");
+      }
+      out[entry.first] = restore_interpolations(entry.second, originals, override_text);
+    }
+    return out;
+  }
+  if (node.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& item : node) out.push_back(restore_interpolations(item, originals, override_text));
+    return out;
+  }
+  if (!holds_placeholder(node)) {
+    return node;
+  }
+  std::string text = node.Scalar();
+  for (size_t k = 0; k < originals.size(); ++k) {
+    const std::string placeholder = interpolation_placeholder(k);
+    for (size_t at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder, at)) {
+      text.replace(at, placeholder.size(), originals[k]);
+      at += originals[k].size();
+    }
+  }
+  YAML::Node out(text);
+  out.SetTag(node.Tag());
+  return out;
+}
+
 YAML::Node parse_override_value(const Override& override_) {
   const std::string& text = *override_.value;
   reject_sweep(override_);
@@ -436,7 +526,9 @@ YAML::Node parse_override_value(const Override& override_) {
     return empty;
   }
   try {
-    return hydra_typed(YAML::Load(text));
+    const ProtectedInterpolations flow = protect_interpolations_in_flow(text);
+    const YAML::Node value = hydra_typed(YAML::Load(flow.text));
+    return flow.originals.empty() ? value : restore_interpolations(value, flow.originals, override_.text);
   } catch (const YAML::Exception& error) {
     fail("override '" + override_.text + "': cannot parse the value: " + error.what());
   }

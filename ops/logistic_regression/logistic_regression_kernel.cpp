@@ -182,6 +182,10 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> logistic_regression_kernel(const 
                                                                           int64_t max_iter, double tol) {
   check_logistic_regression_arguments(kLogisticRegressionName, x, y, C, max_iter, tol);
   check_num_classes(num_classes);
+  // Checked before the class histogram is allocated (num_classes + 2 bins): a class count beyond the rows
+  // cannot give every class a row, and a huge one would otherwise end in an allocator error.
+  TORCH_CHECK_VALUE(num_classes <= x.size(0), kLogisticRegressionName, ": `num_classes` = ", num_classes,
+                    " exceeds the ", x.size(0), " rows of `x`; every class in [0, num_classes) needs at least one row");
   check_finite(kLogisticRegressionName, "x", x);
   const at::Tensor counts = at::bincount(y.to(at::kLong).clamp(-1, num_classes).add(1), {}, num_classes + 2).cpu();
   const int64_t below = counts[0].item<int64_t>(), above = counts[num_classes + 1].item<int64_t>();

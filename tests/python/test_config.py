@@ -123,6 +123,24 @@ def test_shipped_configs_compose_as_hydra_does(overrides):
     assert modgap.config.compose(ROOT / "configs", "train", overrides) == _hydra_compose(ROOT / "configs", "train", overrides)
 
 
+# Interpolations inside an override's [list] or {dict} (YAML's flow syntax alone reads '${' as a mapping).
+INTERPOLATIONS_IN_COLLECTIONS = ["+q=[${seed},2]", "+q={a: ${seed}, b: x${epochs}y}", "+q=[a${seed}b]",
+                                 "+q=['${seed}']", "+q=[[${seed}], {k: ${loss.t}}]", "+q=[ ${seed} , x ]",
+                                 "+q=[\"a,${seed}\", '${epochs}']"]
+
+
+@pytest.mark.parametrize("override", INTERPOLATIONS_IN_COLLECTIONS)
+def test_interpolations_inside_lists_and_dicts_as_hydra(override):
+    overrides = ["seed=7", override]
+    assert modgap.config.compose(ROOT / "configs", "train", overrides) == _hydra_compose(ROOT / "configs", "train",
+                                                                                         overrides)
+
+
+def test_an_interpolated_dict_key_is_refused_as_hydra_does():
+    with pytest.raises(ValueError, match=r"override '\+q=\{\$\{seed\}: 1\}': a dict key cannot be an interpolation"):
+        modgap.config.compose(ROOT / "configs", "train", ["+q={${seed}: 1}"])
+
+
 SWEEPS = [
     ["a=1,2", "b=range(0,1,0.25)", "c=x"],
     ["a=range(3)", "b=range(5,1,-2)"],
@@ -132,6 +150,7 @@ SWEEPS = [
     ["c='x y',\"z\"", "+new=choice(1,'a,b',[1,2])"],
     ["a=1.5, 2.5e-3 , 7"],
     ["lst=[1,2],[3]", "d={q: 1},{q: 2}"],
+    ["lst=[${a}],[1]", "d={q: '${c}'},{q: x${a}}"],  # interpolations inside swept collections
     ["++d={q: 2, r: 3},{r: 4}", "++lst=[yes, 010, 0x10, 1_000, inf, NULL, TRUE]"],  # Hydra's typing, not YAML's
     ["grp=one,two", "a=choice(4)"],
     ["a=1,2", "b=5", "a=3,4"],      # a key given twice: first position, last value

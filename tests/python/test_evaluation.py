@@ -564,6 +564,8 @@ BAD_EVALUATION_INPUTS = [
      r"logistic_regression: `y` must hold class indices in \[0, 2\) \(`num_classes` = 2\), got \d+ outside"),
     ("logreg missing class", lambda: ops.logistic_regression(_X, _Y * 2, 5, 1.0, 100, 1e-4), ValueError,
      r"`y` has no row of class 1; every class in \[0, num_classes\) needs at least one"),
+    ("logreg more classes than rows", lambda: ops.logistic_regression(_X, _Y, 2 ** 40, 1.0, 100, 1e-4), ValueError,
+     r"`num_classes` = 1099511627776 exceeds the 10 rows of `x`; every class in \[0, num_classes\) needs at least one row"),
     ("logreg one class", lambda: ops.logistic_regression(_X, _Y * 0, 1, 1.0, 100, 1e-4), ValueError,
      r"`num_classes` must be >= 2, got 1"),
     ("logreg C", lambda: ops.logistic_regression(_X, _Y, 3, 0.0, 100, 1e-4), ValueError,
