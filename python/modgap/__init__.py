@@ -264,19 +264,35 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     of logistic regression telling the two modalities apart; 0.5 = inseparable). ``probe_max_iter=0`` skips
     both.
     """
-    if not isinstance(embeddings, dict) or len(embeddings) < 2:
-        raise ValueError("modgap.evaluate: `embeddings` must be a dict of at least 2 modalities {name: [N, D]}")
-    names = list(embeddings.keys())
+    tensors, names = _evaluation_inputs("evaluate", embeddings, labels)
     text, _ = torch.ops.modgap._evaluate(
-        [embeddings[name] for name in names], names, labels, list(ks), 0 if n_clusters is None else int(n_clusters),
+        tensors, names, labels, list(ks), 0 if n_clusters is None else int(n_clusters),
         n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress, fill_gap_k, float(probe_c),
         int(probe_max_iter))
     return json.loads(text)
 
 
+def _evaluation_inputs(function: str, embeddings, labels) -> Tuple[List[torch.Tensor], List[str]]:
+    """The modality tensors and names of an evaluate() call, checked where the dispatcher's own message
+    would not name the argument (a non-dict, non-string names, non-tensor values or labels)."""
+    if not isinstance(embeddings, dict) or len(embeddings) < 2:
+        raise ValueError(f"modgap.{function}: `embeddings` must be a dict of at least 2 modalities {{name: [N, D]}}")
+    for name, value in embeddings.items():
+        if not isinstance(name, str):
+            raise TypeError(f"modgap.{function}: modality names (the keys of `embeddings`) must be strings, "
+                            f"got {type(name).__name__} {name!r}")
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"modgap.{function}: embeddings[{name!r}] must be a Tensor [N, D], got {type(value).__name__}")
+    if labels is not None and not isinstance(labels, torch.Tensor):
+        raise TypeError(f"modgap.{function}: `labels` must be a Tensor of N integer labels or None, "
+                        f"got {type(labels).__name__}")
+    names = list(embeddings.keys())
+    return [embeddings[name] for name in names], names
+
+
 def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor] = None, **options) -> str:
     """The readable table `modgap eval` prints, for the same arguments as :func:`evaluate`."""
-    names = list(embeddings.keys())
+    tensors, names = _evaluation_inputs("format_evaluation", embeddings, labels)
     defaults = dict(ks=(1, 5, 10), n_clusters=None, knn_k=5, seed=0, n_init=1, max_iter=300, tol=1e-4,
                     knn_metric="cosine", test_fraction=0.2, progress=False, fill_gap_k=1, probe_c=1.0,
                     probe_max_iter=100)
@@ -285,7 +301,7 @@ def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torc
         raise TypeError(f"modgap.format_evaluation: unknown options {sorted(unknown)}")
     o = {**defaults, **options}
     _, table = torch.ops.modgap._evaluate(
-        [embeddings[name] for name in names], names, labels, list(o["ks"]),
+        tensors, names, labels, list(o["ks"]),
         0 if o["n_clusters"] is None else int(o["n_clusters"]), o["n_init"], o["max_iter"], o["tol"], o["knn_k"],
         o["knn_metric"], o["test_fraction"], o["seed"], o["progress"], o["fill_gap_k"], float(o["probe_c"]),
         int(o["probe_max_iter"]))

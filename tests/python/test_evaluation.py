@@ -600,6 +600,14 @@ BAD_EVALUATION_INPUTS = [
      r"`test_fraction` must be in \(0, 1\)"),
     ("evaluate knn split", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y, ks=(1,), knn_k=9), ValueError,
      r"the kNN training split has 8 rows, fewer than knn_k = 9"),
+    ("evaluate name type", lambda: modgap.evaluate({1: _X, 2: _X}), TypeError,
+     r"modgap.evaluate: modality names \(the keys of `embeddings`\) must be strings, got int 1"),
+    ("evaluate value type", lambda: modgap.evaluate({"a": _X, "b": _X.tolist()}), TypeError,
+     r"modgap.evaluate: embeddings\['b'\] must be a Tensor \[N, D\], got list"),
+    ("evaluate labels type", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y.tolist()), TypeError,
+     r"modgap.evaluate: `labels` must be a Tensor of N integer labels or None, got list"),
+    ("format_evaluation one modality", lambda: modgap.format_evaluation({"a": _X}), ValueError,
+     r"modgap.format_evaluation: `embeddings` must be a dict of at least 2 modalities"),
 ]
 
 
