@@ -223,6 +223,12 @@ def main(overrides: list[str]) -> None:
         if name.startswith(("gap", "Cos TP", "V-measure")):
             verdicts.append((name, holds))
         print(f"{name:<30}" + "".join(f"{fmt.format(v):>14}" for v in values) + f"   {better} ({'holds' if holds else 'does NOT hold'} here)")
+    # Table 3 (App. A.1): the gap is nearly the same for every pair, so eq. 2's single number describes it.
+    print("\nTable 3 (distance and cosine of the true pairs, mean / variance over the held-out pairs):")
+    for t in titles:
+        pair = results[t]["evaluation"]["pairs"]["image-text"]
+        print(f"  {t:<12} distance {pair['pair_distance_mean']:.3f} / {pair['pair_distance_var']:.4f}   "
+              f"Cos TP {pair['cos_tp_mean']:.3f} / {pair['cos_tp_var']:.4f}")
     written = plots(results, dataset["val_labels"], dataset["root"] / "plots")
     summary = {t: {"evaluation": results[t]["evaluation"], "history": results[t]["history"], "run_dir": results[t]["run_dir"]}
                for t in titles}
