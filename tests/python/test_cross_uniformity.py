@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 
 import modgap
-from conftest import make_embeddings
+from conftest import assert_compiled_matches_eager, make_embeddings
 
 ops = torch.ops.modgap
 
@@ -174,16 +174,7 @@ def test_torch_compile_fullgraph_dynamic_matches_eager(device):
     def step(a, b):
         return modgap.cross_uniformity(a, b, 2.0, True) + 0.5 * modgap.cross_uniformity(a, b, 1.0, False)
 
-    compiled = torch.compile(step, fullgraph=True, dynamic=True)
-    for n in (16, 24, 40):
-        eager_in = make_embeddings(2, n, 8, dtype=torch.float32, device=device, seed=n, requires_grad=True)
-        comp_in = [z.detach().clone().requires_grad_(True) for z in eager_in]
-        eager, comp = step(*eager_in), compiled(*comp_in)
-        torch.testing.assert_close(comp, eager, rtol=1e-6, atol=1e-6)
-        eager.backward()
-        comp.backward()
-        for a, b in zip(eager_in, comp_in):
-            torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-7)
+    assert_compiled_matches_eager(step, device)
 
 
 def test_meta_kernels_keep_shapes_and_dtypes():

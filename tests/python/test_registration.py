@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import modgap
-from conftest import make_embeddings
+from conftest import assert_compiled_matches_eager, make_embeddings
 
 ops = torch.ops.modgap
 
@@ -58,17 +58,7 @@ def test_torch_compile_fullgraph_dynamic_matches_eager(device):
     def step(a, b):
         return gap([a, b]) + (a * b).sum() * 1e-3
 
-    compiled = torch.compile(step, fullgraph=True, dynamic=True)
-    for n in (16, 24, 40):  # several sizes through one dynamic graph
-        eager_in = make_embeddings(2, n, 8, dtype=torch.float32, device=device, seed=n, requires_grad=True)
-        comp_in = [x.detach().clone().requires_grad_(True) for x in eager_in]
-        eager = step(*eager_in)
-        comp = compiled(*comp_in)
-        torch.testing.assert_close(comp, eager, rtol=1e-6, atol=1e-6)
-        eager.backward()
-        comp.backward()
-        for a, b in zip(eager_in, comp_in):
-            torch.testing.assert_close(b.grad, a.grad, rtol=1e-6, atol=1e-7)
+    assert_compiled_matches_eager(step, device)  # several sizes through one dynamic graph
 
 
 def test_torch_export_keeps_the_ops():
