@@ -13,7 +13,8 @@ Works under ``torchrun ... -m modgap.patches.open_clip``. What it patches (names
   ``logit_scale = log(1 / temperature)`` and freezes it before the optimiser is built;
 * ``create_loss``: OpenCLIP's loss is wrapped by :class:`ModGapLoss`, which adds ``atp_loss`` and
   ``cu_loss`` (or NotAGap's terms) to the dict OpenCLIP sums and logs;
-* ``train_one_epoch``: tells the loss the epoch (for the scheduled variant);
+* ``train_one_epoch``: tells the loss the epoch (for the scheduled variant) and, with
+  ``loss.temperature_schedule``, wraps the per-step scheduler to set the scheduled temperature;
 * ``get_clip_metrics``: adds gap, Cos TP, RMG, AV (and V-measure / kNN when ``--modgap-val-labels`` is
   given) to the validation metrics, so they reach the console, TensorBoard/W&B and results.jsonl.
 """

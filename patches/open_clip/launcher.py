@@ -150,6 +150,17 @@ def apply_patches() -> None:
     def train_one_epoch(model, data, loss, epoch, *a, **kw):
         if isinstance(loss, ModGapLoss):
             loss.epoch = epoch
+        args = _State.args
+        schedule = (getattr(args, "modgap", None) or {}).get("loss", {}).get("temperature_schedule")
+        if schedule:
+            # OpenCLIP 3.3.0: train_one_epoch(model, data, loss, epoch, optimizer, scaler, scheduler, ...); the
+            # scheduler is called with the global step at the start of every optimiser step.
+            if getattr(args, "skip_scheduler", False):
+                raise ValueError("modgap: loss.temperature_schedule is applied through OpenCLIP's per-step scheduler "
+                                 "call, which --skip-scheduler turns off; drop one of the two")
+            a = list(a)
+            steps_per_epoch = int(data["train"].dataloader.num_batches) // int(args.accum_freq)
+            a[2] = scheduled_temperature_step(model, schedule, int(args.epochs) * steps_per_epoch, a[2])
         return original_train_one_epoch(model, data, loss, epoch, *a, **kw)
 
     def get_clip_metrics(image_features, text_features, logit_scale, *a, **kw):
@@ -165,6 +176,33 @@ def apply_patches() -> None:
     oc_main.train_one_epoch = train_one_epoch
     oc_train.get_clip_metrics = get_clip_metrics
     _State.patched = True
+
+
+def scheduled_temperature(schedule: dict, step: int, total_steps: int) -> float:
+    """Yaras et al.'s temperature scheduling (TS): the temperature rises linearly from ``schedule["start"]``
+    to ``schedule["end"]`` over training; the training step ``step`` (0-based, of ``total_steps``) uses
+    ``start + (end - start) * step / total_steps``."""
+    start, end = float(schedule["start"]), float(schedule["end"])
+    return start + (end - start) * min(max(step, 0), total_steps) / max(total_steps, 1)
+
+
+def scheduled_temperature_step(model: torch.nn.Module, schedule: dict, total_steps: int, lr_scheduler):
+    """Wraps OpenCLIP's per-step learning-rate scheduler so that every optimiser step first sets the frozen
+    ``logit_scale = log(1 / T)``, T from :func:`scheduled_temperature` at that global step. The model
+    itself carries the value, so OpenCLIP's loss, its logged "Logit Scale" and the validation after the
+    epoch all see it; with --accum-freq every micro-batch of a step uses the same T."""
+    module = getattr(model, "module", model)  # DDP wraps the model; the parameter lives on the inner module
+    module = getattr(module, "_orig_mod", module)  # --torchcompile
+    if not hasattr(module, "logit_scale") or module.logit_scale.requires_grad:
+        raise ValueError("modgap: loss.temperature_schedule needs a fixed temperature (loss.learnable_temperature="
+                         "false) on a model with a logit_scale parameter")
+
+    def step(global_step: int):
+        with torch.no_grad():
+            module.logit_scale.fill_(math.log(1.0 / scheduled_temperature(schedule, global_step, total_steps)))
+        return lr_scheduler(global_step) if lr_scheduler is not None else None
+
+    return step
 
 
 def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, labels: Optional[torch.Tensor],

@@ -52,7 +52,7 @@ def test_merge_order_matches_omegaconf_merge(tmp_path):
     assert ours == OmegaConf.to_container(reference, resolve=True)
 
 
-@pytest.mark.parametrize("loss", ["clip_lt", "clip_ft", "ours", "ours_scheduled", "notagap", "atp_uniformity"])
+@pytest.mark.parametrize("loss", sorted(p.stem for p in (ROOT / "configs" / "loss").glob("*.yaml")))
 def test_every_loss_config_composes(loss):
     cfg = modgap.config.compose(ROOT / "configs", "train", [f"loss={loss}"])
     assert cfg["loss"]["name"] == loss and cfg["run_name"] == f"digits_{loss}_seed0"

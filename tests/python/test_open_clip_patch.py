@@ -318,3 +318,31 @@ def test_shorthands_without_a_config_file():
     assert loss["learnable_temperature"] is False and loss["temperature"] == 0.1
     default = launcher.compose_modgap_config(launcher.modgap_argument_parser().parse_args([]))["loss"]
     assert default["learnable_temperature"] is True                   # OpenCLIP's own temperature by default
+
+
+# ---- Yaras et al.'s temperature scheduling (loss=clip_ts) ----
+
+def test_scheduled_temperature_rises_linearly():
+    schedule = {"start": 0.01, "end": 0.05}
+    values = [launcher.scheduled_temperature(schedule, step, 8) for step in range(9)]
+    assert values == pytest.approx([0.01 + 0.005 * s for s in range(9)], abs=1e-15)
+    assert launcher.scheduled_temperature(schedule, 20, 8) == pytest.approx(0.05)  # clamped at the end
+
+
+def test_temperature_schedule_needs_a_frozen_temperature():
+    model = _tiny_model()  # learnable logit_scale
+    with pytest.raises(ValueError, match="loss.temperature_schedule needs a fixed temperature"):
+        launcher.scheduled_temperature_step(model, {"start": 0.01, "end": 0.05}, 10, None)
+
+
+def test_openclip_clip_ts_sets_the_scheduled_temperature_every_step(digits_csv, tmp_path):
+    """Two epochs of 6 steps each (96 rows, batch 16): the logged logit scale of step s is 1 / T(s) with
+    T rising linearly from 0.01 to 0.05 over the 12 steps."""
+    config = modgap.config.compose(ROOT / "configs", "train", ["loss=clip_ts"])["loss"]
+    assert config["temperature_schedule"] == {"start": 0.01, "end": 0.05} and not config["learnable_temperature"]
+    run = _run_main(digits_csv, tmp_path, "clip_ts", "--modgap-override", "loss=clip_ts", "--epochs", "2")
+    log = (run / "out.log").read_text()
+    scales = [float(line.split("Logit Scale: ")[1].split()[0]) for line in log.splitlines() if "Logit Scale: " in line]
+    expected = [1.0 / (0.01 + 0.04 * step / 12) for step in range(12)]
+    assert scales == pytest.approx(expected, abs=1e-3)
+    assert "Atp_loss" not in log and "Cu_loss" not in log
