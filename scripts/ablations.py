@@ -15,6 +15,7 @@ runs every arm once per job and reports mean ± sample standard deviation over t
 Arms (the paper's table in brackets):
     clip_lt          CLIP (LT): InfoNCE, learnable temperature            [Tables 1, 2, 4]
     clip_ft          CLIP (FT): InfoNCE, fixed temperature 0.07            [Tables 1, 2, 4]
+    clip_ts          CLIP (TS): InfoNCE, Yaras et al.'s temperature rising 0.01 -> 0.05           [not in the paper]
     notagap          NotAGap (Fahim et al.): InfoNCE + uniformity + alignment, temperature 0.01   [Table 2]
     ours_no_cu       InfoNCE + L_ATP, without L_CU (loss=ours loss.lambda2=0)                    [Table 10]
     atp_uniformity   InfoNCE + L_ATP + Wang & Isola's uniformity of every embedding instead of L_CU [Table 11]
@@ -43,6 +44,7 @@ from sweep import run_jobs  # noqa: E402
 ARMS = [
     ("clip_lt", "CLIP (LT)", ["loss=clip_lt"], "1, 2, 4"),
     ("clip_ft", "CLIP (FT)", ["loss=clip_ft"], "1, 2, 4"),
+    ("clip_ts", "CLIP (TS)", ["loss=clip_ts"], "-"),
     ("notagap", "NotAGap", ["loss=notagap"], "2"),
     ("ours_no_cu", "InfoNCE + L_ATP (w/o L_CU)", ["loss=ours", "loss.lambda2=0"], "10"),
     ("atp_uniformity", "InfoNCE + L_ATP + L_uniform", ["loss=atp_uniformity"], "11"),
