@@ -98,7 +98,14 @@ c10::Dict<c10::IValue, c10::IValue> load_tensor_dict(const std::string& path) {
     throw std::invalid_argument("modgap eval: cannot open '" + path + "'");
   }
   const std::vector<char> bytes((std::istreambuf_iterator<char>(input)), std::istreambuf_iterator<char>());
-  const c10::IValue loaded = torch::pickle_load(bytes);
+  c10::IValue loaded;
+  try {
+    loaded = torch::pickle_load(bytes);
+  } catch (const c10::Error& error) {
+    const std::string what = error.what_without_backtrace();
+    throw std::invalid_argument("modgap eval: cannot read '" + path + "' as a file written by torch.save: " +
+                                what.substr(0, what.find('\n')));
+  }
   if (!loaded.isGenericDict()) {
     throw std::invalid_argument("modgap eval: '" + path + "' must hold a dict of tensors saved with torch.save, got " +
                                 loaded.tagKind());
@@ -181,7 +188,11 @@ int run_eval(const std::vector<std::string>& args) {
   for (const auto& [key, value] : overrides) {
     if (key == "ks") {
       options.ks.clear();
-      for (const auto& k : split(value, ',')) options.ks.push_back(parse_int(key, k));
+      // 1,5,10 or, as the config writes a list, [1,5,10]
+      const bool bracketed = value.size() >= 2 && value.front() == '[' && value.back() == ']';
+      for (const auto& k : split(bracketed ? value.substr(1, value.size() - 2) : value, ',')) {
+        options.ks.push_back(parse_int(key, k));
+      }
     } else if (key == "n_clusters") {
       options.n_clusters = parse_int(key, value);
     } else if (key == "n_init") {

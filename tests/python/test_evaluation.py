@@ -480,8 +480,9 @@ def test_cli_eval_matches_python(tmp_path):
     from_python = modgap.evaluate(embeddings, labels, ks=(1, 5), seed=3, n_init=2)
     assert from_cli == from_python
     assert "linear-probe accuracy:" in run.stdout and "linear separability" in run.stdout
-    # the probe's keys: C and iterations reach the fit; 0 iterations skips probe and separability
-    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
+    # the probe's keys: C and iterations reach the fit; 0 iterations skips probe and separability (ks as a
+    # config writes a list, [1], works as well as 1)
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=[1]", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_c=0.25, probe_max_iter=40)
@@ -514,6 +515,12 @@ def test_cli_errors_are_clear(tmp_path):
     assert run.returncode == 1 and "unknown key 'bogus'" in run.stderr
     run = subprocess.run([modgap_cli(), "eval", str(tmp_path / "missing.pt")], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "cannot open" in run.stderr
+    (tmp_path / "garbage.pt").write_bytes(b"not a file torch.save wrote")
+    run = subprocess.run([modgap_cli(), "eval", str(tmp_path / "garbage.pt")], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "modgap eval: cannot read '" in run.stderr and "as a file written by torch.save" in run.stderr
+    torch.save([torch.randn(10, 4), torch.randn(10, 4)], path)
+    run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "must hold a dict of tensors saved with torch.save" in run.stderr
 
 
 # ---- bad input ------------------------------------------------------------------------------------------
