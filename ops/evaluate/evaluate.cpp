@@ -246,6 +246,23 @@ std::string format_table(const Json& result, const std::vector<std::string>& nam
 
 EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::string>& names,
                           const std::optional<at::Tensor>& labels, const EvaluateOptions& options) {
+  // Checked by name first, so that an error says which modality ("`embeddings['audio']` has 9 rows ...");
+  // the generic check after it names list positions and covers a names/embeddings count mismatch.
+  if (names.size() == embeddings.size()) {
+    std::vector<std::string> labels_of(names.size());
+    for (size_t m = 0; m < names.size(); ++m) {
+      labels_of[m] = "embeddings['" + names[m] + "']";
+      check_matrix(kEvaluateName, labels_of[m].c_str(), embeddings[m], /*min_rows=*/2);
+      if (m == 0) continue;
+      check_same_columns(kEvaluateName, labels_of[0].c_str(), embeddings[0], labels_of[m].c_str(), embeddings[m]);
+      TORCH_CHECK_VALUE(embeddings[m].sym_size(0) == embeddings[0].sym_size(0), kEvaluateName, ": `", labels_of[m],
+                        "` has ", embeddings[m].sym_size(0), " rows but `", labels_of[0], "` has ",
+                        embeddings[0].sym_size(0), "; row i of every modality must be the same sample");
+    }
+    for (size_t m = 0; m < names.size(); ++m) {
+      check_finite(kEvaluateName, labels_of[m].c_str(), embeddings[m]);
+    }
+  }
   check_embeddings_metadata(kEvaluateName, embeddings, /*min_rows=*/2);
   const int64_t num_modalities = static_cast<int64_t>(embeddings.size());
   TORCH_CHECK_VALUE(static_cast<int64_t>(names.size()) == num_modalities, kEvaluateName, ": got ", names.size(),

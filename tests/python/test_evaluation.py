@@ -615,6 +615,15 @@ BAD_EVALUATION_INPUTS = [
      r"modgap.evaluate: embeddings\['b'\] must be a Tensor \[N, D\], got list"),
     ("evaluate labels type", lambda: modgap.evaluate({"a": _X, "b": _X}, _Y.tolist()), TypeError,
      r"modgap.evaluate: `labels` must be a Tensor of N integer labels or None, got list"),
+    ("evaluate named row mismatch", lambda: modgap.evaluate({"image": _X, "audio": _X[:9]}), ValueError,
+     r"modgap::evaluate: `embeddings\['audio'\]` has 9 rows but `embeddings\['image'\]` has 10; row i of every "
+     r"modality must be the same sample"),
+    ("evaluate named dtype", lambda: modgap.evaluate({"image": _X, "text": _X.double()}), TypeError,
+     r"`embeddings\['text'\]` has dtype Double but `embeddings\['image'\]` has dtype Float"),
+    ("evaluate named NaN", lambda: modgap.evaluate({"image": _X, "text": torch.full((10, 4), float("nan"))}),
+     ValueError, r"modgap::evaluate: `embeddings\['text'\]` contains NaN or Inf values"),
+    ("evaluate named 1-D", lambda: modgap.evaluate({"image": _X, "text": _X[:, 0]}), ValueError,
+     r"`embeddings\['text'\]` must be a 2-D tensor \[rows, D\], got shape \[10\]"),
     ("format_evaluation one modality", lambda: modgap.format_evaluation({"a": _X}), ValueError,
      r"modgap.format_evaluation: `embeddings` must be a dict of at least 2 modalities"),
 ]
