@@ -327,11 +327,12 @@ def test_linear_probe_with_sklearn_defaults_and_any_labels():
 
 def test_opcheck_evaluation_ops():
     z = make_embeddings(3, 20, 6, seed=6)
-    y = torch.randint(0, 3, (20,))
+    # every class present (logistic_regression needs a row of each), in a seeded order
+    y = (torch.arange(20) % 3)[torch.randperm(20, generator=torch.Generator().manual_seed(6))]
     samples = [
         (ops.gap_stats.default, (z, False)),
         (ops.gap_stats.default, ([x.float() for x in z[:2]], True)),
-        (ops.vmeasure.default, (y, torch.randint(0, 4, (20,)), 1.0)),
+        (ops.vmeasure.default, (y, torch.randint(0, 4, (20,), generator=torch.Generator().manual_seed(7)), 1.0)),
         (ops.kmeans.default, (z[0], 3, 300, 1e-4, 2, 0)),
         (ops.knn_predict.default, (z[0], y, z[1], 3, "cosine")),
         (ops.knn_predict.default, (z[0].float(), y.int(), z[1].float(), 2, "euclidean")),
