@@ -8,12 +8,14 @@ import math
 import pytest
 import torch
 import torch.nn.functional as F
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from sklearn.metrics import homogeneity_completeness_v_measure
 
-import modgap
-from reference import atp_formula, centroid_uniformity_formula
+pytest.importorskip("hypothesis")  # in requirements.txt; an image without it (the GPU machine) skips
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from sklearn.metrics import homogeneity_completeness_v_measure  # noqa: E402
+
+import modgap  # noqa: E402
+from reference import atp_formula, centroid_uniformity_formula  # noqa: E402
 
 settings.register_profile("modgap", max_examples=150, deadline=None, derandomize=True, database=None, print_blob=True)
 settings.load_profile("modgap")
