@@ -158,9 +158,13 @@ def apply_patches() -> None:
             if getattr(args, "skip_scheduler", False):
                 raise ValueError("modgap: loss.temperature_schedule is applied through OpenCLIP's per-step scheduler "
                                  "call, which --skip-scheduler turns off; drop one of the two")
-            a = list(a)
             steps_per_epoch = int(data["train"].dataloader.num_batches) // int(args.accum_freq)
-            a[2] = scheduled_temperature_step(model, schedule, int(args.epochs) * steps_per_epoch, a[2])
+            total_steps = int(args.epochs) * steps_per_epoch
+            if "scheduler" in kw:
+                kw["scheduler"] = scheduled_temperature_step(model, schedule, total_steps, kw["scheduler"])
+            else:
+                a = list(a)
+                a[2] = scheduled_temperature_step(model, schedule, total_steps, a[2])
         return original_train_one_epoch(model, data, loss, epoch, *a, **kw)
 
     def get_clip_metrics(image_features, text_features, logit_scale, *a, **kw):
