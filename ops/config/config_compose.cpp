@@ -153,6 +153,16 @@ TypedScalar typed_scalar(const YAML::Node& node) {
   if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
     return out;  // quoted in YAML, or produced as a string
   }
+  if (node.Tag() == "tag:yaml.org,2002:float") {  // `!!float 1` is 1.0, as PyYAML's construct_yaml_float
+    static const std::regex tagged_float_re(
+        R"(^[-+]?([0-9][0-9_]*(\.[0-9_]*)?([eE][-+]?[0-9]+)?|\.[0-9][0-9_]*([eE][-+]?[0-9]+)?|[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?|\.(inf|Inf|INF)|\.(nan|NaN|NAN))$)");
+    if (!std::regex_match(out.text, tagged_float_re)) {
+      fail("`!!float " + out.text + "`: not a number");
+    }
+    out.kind = TypedScalar::Kind::Float;
+    out.real = yaml11_float(out.text);
+    return out;
+  }
   const std::string& text = out.text;
   // PyYAML's resolvers in their order (bool, SafeLoader float, int, null), then OmegaConf's float.
   static const std::regex bool_re("^(yes|Yes|YES|no|No|NO|true|True|TRUE|false|False|FALSE|on|On|ON|off|Off|OFF)$");
@@ -288,6 +298,58 @@ struct LoadedConfig {
   std::string file;
 };
 
+// YAML 1.1 merge keys as OmegaConf reads them: in a mapping, `<<: *base` (or a list of aliased mappings)
+// adds the merged mappings' entries that the mapping does not set itself; of several merged mappings the
+// earlier ones win. Keys come out in OmegaConf's order (the merged keys first, mapping by mapping, then the
+// mapping's own; an own key that overrides a merged one keeps the merged key's place; tested against
+// OmegaConf). yaml-cpp keeps `<<` as a plain key and aliases as shared nodes, so the result is built afresh.
+// Keys must be scalars (OmegaConf rejects a complex key too; it would otherwise become an empty string).
+YAML::Node resolve_merge_keys(const YAML::Node& node, const std::string& file) {
+  if (node.IsSequence()) {
+    YAML::Node out(YAML::NodeType::Sequence);
+    for (const auto& item : node) out.push_back(resolve_merge_keys(item, file));
+    return out;
+  }
+  if (!node.IsMap()) {
+    return node;
+  }
+  std::vector<std::pair<std::string, YAML::Node>> entries;  // in PyYAML's insertion order
+  std::vector<YAML::Node> merged;
+  for (const auto& entry : node) {
+    if (!entry.first.IsScalar()) {
+      fail(file + ": a mapping key must be a scalar, got " + kind_name(entry.first));
+    }
+    if (entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+      if (entry.second.IsMap()) {
+        merged.push_back(entry.second);
+      } else if (entry.second.IsSequence()) {
+        for (const auto& item : entry.second) {
+          if (!item.IsMap()) fail(file + ": a merge key `<<` takes a mapping or a list of mappings");
+          merged.push_back(item);
+        }
+      } else {
+        fail(file + ": a merge key `<<` takes a mapping or a list of mappings, got " + kind_name(entry.second));
+      }
+    }
+  }
+  std::set<std::string> from_merges;
+  for (const auto& source : merged) {
+    for (const auto& entry : resolve_merge_keys(source, file)) {
+      if (from_merges.insert(entry.first.Scalar()).second) {  // an earlier merged mapping wins
+        entries.emplace_back(entry.first.Scalar(), entry.second);
+      }
+    }
+  }
+  for (const auto& entry : node) {
+    if (!(entry.first.Scalar() == "<<" && entry.first.Tag() != "!")) {
+      entries.emplace_back(entry.first.Scalar(), resolve_merge_keys(entry.second, file));
+    }
+  }
+  YAML::Node out(YAML::NodeType::Map);
+  for (const auto& [key, value] : entries) out[key] = value;  // an own key overriding a merged one keeps its place
+  return out;
+}
+
 LoadedConfig load_config_file(const fs::path& path) {
   LoadedConfig loaded;
   loaded.file = path.string();
@@ -319,6 +381,7 @@ LoadedConfig load_config_file(const fs::path& path) {
   if (!root.IsMap()) {
     fail(loaded.file + ": a config file must hold a mapping at the top level, got " + kind_name(root));
   }
+  root = resolve_merge_keys(root, loaded.file);
   loaded.body = YAML::Node(YAML::NodeType::Map);
   for (const auto& entry : root) {
     if (entry.first.Scalar() == "defaults") {

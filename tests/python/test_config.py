@@ -36,6 +36,34 @@ def test_matches_omegaconf(tmp_path, text, overrides):
     assert ours == OmegaConf.to_container(reference, resolve=True)
 
 
+YAML_MERGE_KEYS = [
+    "base: &base\n  lr: 0.1\n  wd: 0.01\nrun:\n  <<: *base\n  lr: 0.5\n",
+    "a: &a {x: 1, y: 2}\nb: &b {y: 3, z: 4}\nc:\n  <<: [*a, *b]\n  w: 0\nd:\n  <<: *a\n  x: 9\n  nested:\n"
+    "    <<: *b\n    z: ${d.x}\n",
+    "outer: &o\n  inner: &i {k: 1}\n  <<: *i\nuse:\n  <<: *o\n  extra: !!float 2\nlst: &l [1, 2]\ncopy: *l\n",
+]
+
+
+@pytest.mark.parametrize("text", YAML_MERGE_KEYS)
+def test_yaml_merge_keys_and_tags_as_omegaconf(tmp_path, text):
+    """`<<: *anchor` merges as OmegaConf reads it (values and key order), aliases copy, `!!float 2` is 2.0."""
+    (tmp_path / "c.yaml").write_text(text)
+    ours = modgap.config.compose(tmp_path, "c", [])
+    reference = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
+    assert json.dumps(ours) == json.dumps(reference)  # equal, and in the same order
+
+
+@pytest.mark.parametrize("text, message", [
+    ("? [1, 2]\n: complex key\n", r"c.yaml: a mapping key must be a scalar, got a list"),
+    ("x: !!float abc\n", r"`!!float abc`: not a number"),
+    ("a:\n  <<: 5\n", r"c.yaml: a merge key `<<` takes a mapping or a list of mappings"),
+])
+def test_yaml_a_complex_key_or_a_bad_tag_is_a_clear_error(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(ValueError, match=message):
+        modgap.config.compose(tmp_path, "c", [])
+
+
 def test_merge_order_matches_omegaconf_merge(tmp_path):
     # A primary config whose defaults place two files into packages, then its own body (_self_ last):
     # the same as OmegaConf.merge of the three, in that order.
