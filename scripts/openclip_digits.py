@@ -189,7 +189,10 @@ def main(overrides: list[str]) -> None:
         run_dir = train(cfg, loss_name, overrides, dataset)
         embeddings = embed(cfg, run_dir, dataset)
         # the held-out embeddings, in the format of scripts/av_mnist.py, for scripts/gap_shift.py (Fig. 1)
-        torch.save({"embeddings": embeddings, "labels": dataset["val_labels"], "loss": loss_cfg},
+        # (and, for scripts/vector_database.py's Fig. 4, which image and caption each row is: val.tsv is
+        # rewritten by any later run with another seed)
+        torch.save({"embeddings": embeddings, "labels": dataset["val_labels"], "loss": loss_cfg,
+                    "images": dataset["val_images"], "captions": dataset["val_captions"]},
                    dataset["root"] / f"embeddings_{loss_name}.pt")
         evaluation = modgap.evaluate(embeddings, dataset["val_labels"], ks=tuple(cfg["eval"]["ks"]),
                                      knn_k=cfg["eval"]["knn_k"], n_init=cfg["eval"]["n_init"],

@@ -322,3 +322,61 @@ def test_sparsify_plots_write_the_gap_curve_and_one_pca_per_sparsified_run(tmp_p
     written = sparsify_init.plots(results, embeddings, labels, 1, 3, tmp_path)
     assert [p.name for p in written] == ["gap_over_training.png", "pca_infonce_sparsified.png"]
     assert all(p.stat().st_size > 10_000 for p in written)
+
+
+# ---- Fig. 4: a vector database holding both modalities (scripts/vector_database.py) ----
+
+def _digit_pairs(root: Path, n: int):
+    """n held-out pairs as the main job stores them: PNG paths of scikit-learn digits and their captions."""
+    from PIL import Image
+    from sklearn.datasets import load_digits
+    digits = load_digits()
+    paths = []
+    for i in range(n):
+        path = root / f"{i}.png"
+        Image.fromarray((digits.images[i] / 16 * 255).astype("uint8")).save(path)
+        paths.append(str(path))
+    return paths, [f"the digit {digits.target[i]}" for i in range(n)], torch.from_numpy(digits.target[:n].astype("int64"))
+
+
+def test_vector_database_composition_and_plot(tmp_path, capsys):
+    """A run with a wide gap (clip_lt) and one with none (ours): the printed shares are fill_gap_stats'
+    neighbour counts and agree with a direct top-k over the mixed database; the plot is written."""
+    import vector_database
+    n = 60
+    paths, captions, labels = _digit_pairs(tmp_path, n)
+    g = torch.Generator().manual_seed(0)
+    centers = torch.nn.functional.normalize(torch.randn(10, 16, generator=g), dim=1)
+    for loss_name, offset in (("clip_lt", 3.0), ("ours", 0.0)):
+        shift = torch.zeros(16)
+        shift[0] = offset
+        image = centers[labels] + 0.2 * torch.randn(n, 16, generator=g) + shift
+        text = centers[labels] + 0.2 * torch.randn(n, 16, generator=g) - shift
+        torch.save({"embeddings": {"image": image, "text": text}, "labels": labels, "images": paths, "captions": captions},
+                   tmp_path / f"embeddings_{loss_name}.pt")
+    vector_database.main(["--k", "5", "--query", "3", f"data.root={tmp_path}"])
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in out.splitlines() if line.startswith("| CLIP") or line.startswith("| Ours")}
+    assert "| 0.0 % | 0.0 % |" in rows["CLIP (LT)"]  # a wide gap: every neighbour from the query's modality
+    for title, loss_name in (("CLIP (LT)", "clip_lt"), ("Ours", "ours")):
+        data = torch.load(tmp_path / f"embeddings_{loss_name}.pt", weights_only=False)
+        image, text = data["embeddings"]["image"], data["embeddings"]["text"]
+        neighbours = vector_database.nearest_entries(image, text, 5)
+        summary = vector_database.summarise(image, text, labels, 5)
+        # fill_gap_stats' counts = the modality composition of the direct top-k lists
+        assert summary["images_among_caption_neighbours"] == pytest.approx(100 * (neighbours[n:] < n).double().mean().item())
+        assert summary["captions_among_image_neighbours"] == pytest.approx(100 * (neighbours[:n] >= n).double().mean().item())
+        assert f"{summary['images_among_caption_neighbours']:.1f} %" in rows[title]
+    assert 20.0 < vector_database.summarise(image, text, labels, 5)["images_among_caption_neighbours"] < 80.0  # mixed
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / "plots" / "vector_database.png").exists()
+
+
+def test_vector_database_needs_the_main_jobs_files(tmp_path):
+    import vector_database
+    with pytest.raises(SystemExit, match="run the main job first"):
+        vector_database.main([f"data.root={tmp_path}"])
+    torch.save({"embeddings": {"image": torch.randn(4, 3), "text": torch.randn(4, 3)}, "labels": torch.arange(4)},
+               tmp_path / "embeddings_clip_lt.pt")
+    with pytest.raises(SystemExit, match="does not list the images and captions"):
+        vector_database.main([f"data.root={tmp_path}"])
