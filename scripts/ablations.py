@@ -23,7 +23,8 @@ Arms (the paper's table in brackets):
     ours             InfoNCE + L_ATP + L_CU (eq. 21, lambda1 = lambda2 = 1)                    [all]
 
 Results go to <data.root>/ablations/ablation_results.json (one entry per run, written as each finishes;
-a run whose overrides are in the file already is not trained again) and table.md.
+a run whose overrides are in the file already is not trained again), table.md and latent_spaces.png (the
+paper's Fig. 11: a PCA of both modalities for the first run of every arm, from its last checkpoint).
 """
 from __future__ import annotations
 
@@ -156,7 +157,35 @@ def main(argv: list[str]) -> None:
             f"Space measures:\n\n{space}\n\nTasks (%):\n\n{tasks}\n")
     (out / "table.md").write_text(text)
     print("\n" + text)
-    print(f"table: {out / 'table.md'}; results: {results_path}; total {time.time() - started:.0f}s")
+    plot = latent_space_plot(arms, jobs, composed, finished, out / "latent_spaces.png")
+    print(f"table: {out / 'table.md'}; results: {results_path}; "
+          + (f"plot: {plot}; " if plot else "") + f"total {time.time() - started:.0f}s")
+
+
+def latent_space_plot(arms: list[tuple], jobs: list[tuple[str, list[str]]], composed: list, finished: list[dict],
+                      out: Path) -> Path | None:
+    """The paper's Fig. 11: a PCA of both modalities' held-out embeddings for the first run of every arm,
+    re-encoded from the run's last checkpoint (an arm whose run folder is gone is left out)."""
+    panels = {}
+    for key, title, _, _ in arms:
+        first = next((i for i, (arm, _) in enumerate(jobs) if arm == key), None)
+        cfg, result = composed[first][1], finished[first]
+        run_dir = Path(result.get("run_dir") or "")
+        if not result.get("run_dir") or not (run_dir / "checkpoints" / f"epoch_{cfg['epochs']}.pt").exists():
+            continue
+        dataset = openclip_digits.write_dataset(cfg)
+        embeddings = openclip_digits.embed(cfg, run_dir, dataset)
+        gap = result["evaluation"]["pairs"]["image-text"]["gap"]
+        panels[key] = (embeddings, f"{title}\ngap {gap:.3f}", dataset["val_labels"])
+    if not panels:
+        return None
+    try:
+        from training_plots import pca_scatter
+        labels = next(iter(panels.values()))[2]
+        return pca_scatter({k: (e, t) for k, (e, t, _) in panels.items()}, labels, out,
+                           "Held-out digits per arm, first run (PCA of both modalities; colour = digit)", ["o", "^"])
+    except ImportError:
+        return None
 
 
 if __name__ == "__main__":

@@ -380,3 +380,29 @@ def test_vector_database_needs_the_main_jobs_files(tmp_path):
                tmp_path / "embeddings_clip_lt.pt")
     with pytest.raises(SystemExit, match="does not list the images and captions"):
         vector_database.main([f"data.root={tmp_path}"])
+
+
+def test_ablations_latent_space_plot_uses_each_arms_first_run(tmp_path, monkeypatch):
+    """Fig. 11: one panel per arm whose first run left its last checkpoint, embedded from that run folder."""
+    import ablations
+    import openclip_digits
+    arms = [a for a in ablations.ARMS if a[0] in ("clip_lt", "ours", "notagap")]
+    jobs = ablations.arm_jobs(arms, ["seed=0,1", "epochs=2", f"data.root={tmp_path}"])
+    composed = [(job, modgap.config.compose(ROOT / "configs", "train", job)) for _, job in jobs]
+    finished = []
+    for index, (key, _) in enumerate(jobs):
+        run_dir = tmp_path / f"run{index}"
+        if key != "notagap":  # notagap's runs left no checkpoint: no panel
+            (run_dir / "checkpoints").mkdir(parents=True)
+            (run_dir / "checkpoints" / "epoch_2.pt").write_bytes(b"")
+        finished.append({"run_dir": str(run_dir), "evaluation": {"pairs": {"image-text": {"gap": 0.1 * index}}}})
+    embedded = []
+    x, y, labels = _clustered_pairs()
+    monkeypatch.setattr(openclip_digits, "write_dataset", lambda cfg: {"val_labels": labels})
+    monkeypatch.setattr(openclip_digits, "embed", lambda cfg, run_dir, dataset: embedded.append(run_dir) or
+                        {"image": x, "text": y})
+    out = ablations.latent_space_plot(arms, jobs, composed, finished, tmp_path / "latent_spaces.png")
+    first_runs = {key: tmp_path / f"run{jobs.index(next(j for j in jobs if j[0] == key))}" for key in ("clip_lt", "ours")}
+    assert sorted(embedded) == sorted(first_runs.values())  # seed 0's run of each arm with a checkpoint
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert out == tmp_path / "latent_spaces.png" and out.exists()
