@@ -62,6 +62,12 @@ class ModGapLoss(nn.Module):
         self.args = args
         self.epochs = epochs or getattr(args, "epochs", 1) or 1
         self.epoch = 0  # set by the patched train_one_epoch (0-based)
+        # NotAGap's terms (and Table 11's ATP + per-modality uniformity), built once from the fixed config.
+        self.separate_terms = (modgap.nn.NotAGapLoss(uniformity=float(self.config.get("uniformity", 0.0)),
+                                                     alignment=float(self.config.get("alignment", 0.0)),
+                                                     cross_uniformity=float(self.config.get("cross_uniformity", 0.0)),
+                                                     t=float(self.config.get("t", 2.0)))
+                               if self.name in SEPARATE_TERM_LOSSES else None)
 
     # ---- the scheduled variant (reference code EXP 10), evaluated per epoch ----
     def weights(self) -> tuple[float, float]:
@@ -79,12 +85,8 @@ class ModGapLoss(nn.Module):
     def modgap_terms(self, image_features: torch.Tensor, text_features: torch.Tensor) -> dict:
         with torch.autocast(device_type=image_features.device.type, enabled=False):
             image, text = _gather(at_least_float32(image_features), at_least_float32(text_features), self.args)
-            if self.name in SEPARATE_TERM_LOSSES:
-                # NotAGap's terms (and Table 11's ATP + per-modality uniformity): modgap.nn.NotAGapLoss.
-                return modgap.nn.NotAGapLoss(uniformity=float(self.config.get("uniformity", 0.0)),
-                                             alignment=float(self.config.get("alignment", 0.0)),
-                                             cross_uniformity=float(self.config.get("cross_uniformity", 0.0)),
-                                             t=float(self.config.get("t", 2.0))).terms(image, text)
+            if self.separate_terms is not None:
+                return self.separate_terms.terms(image, text)
             terms = {}
             lambda1, lambda2 = self.weights()
             if lambda1:
