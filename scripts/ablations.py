@@ -168,23 +168,24 @@ def latent_space_plot(arms: list[tuple], jobs: list[tuple[str, list[str]]], comp
     re-encoded from the run's last checkpoint (an arm whose run folder is gone is left out)."""
     panels = {}
     for key, title, _, _ in arms:
-        first = next((i for i, (arm, _) in enumerate(jobs) if arm == key), None)
+        first = next(i for i, (arm, _) in enumerate(jobs) if arm == key)
         cfg, result = composed[first][1], finished[first]
-        run_dir = Path(result.get("run_dir") or "")
-        if not result.get("run_dir") or not (run_dir / "checkpoints" / f"epoch_{cfg['epochs']}.pt").exists():
+        if not result.get("run_dir"):
             continue
-        dataset = openclip_digits.write_dataset(cfg)
-        embeddings = openclip_digits.embed(cfg, run_dir, dataset)
-        gap = result["evaluation"]["pairs"]["image-text"]["gap"]
-        panels[key] = (embeddings, f"{title}\ngap {gap:.3f}", dataset["val_labels"])
+        run_dir = Path(result["run_dir"])
+        if not (run_dir / "checkpoints" / f"epoch_{cfg['epochs']}.pt").is_file():
+            continue
+        panels[key] = (cfg, run_dir, f"{title}\ngap {result['evaluation']['pairs']['image-text']['gap']:.3f}")
     if not panels:
         return None
+    # Every arm's first run is the first sweep job, so the held-out split is one: written once.
+    dataset = openclip_digits.write_dataset(next(iter(panels.values()))[0])
+    runs = {key: (openclip_digits.embed(cfg, run_dir, dataset), title) for key, (cfg, run_dir, title) in panels.items()}
     try:
         from training_plots import pca_scatter
-        labels = next(iter(panels.values()))[2]
-        return pca_scatter({k: (e, t) for k, (e, t, _) in panels.items()}, labels, out,
+        return pca_scatter(runs, dataset["val_labels"], out,
                            "Held-out digits per arm, first run (PCA of both modalities; colour = digit)", ["o", "^"])
-    except ImportError:
+    except ImportError:  # no matplotlib
         return None
 
 
