@@ -313,13 +313,15 @@ YAML::Node resolve_merge_keys(const YAML::Node& node, const std::string& file) {
   if (!node.IsMap()) {
     return node;
   }
-  std::vector<std::pair<std::string, YAML::Node>> entries;  // in PyYAML's insertion order
+  // A plain `<<` key (a quoted '<<' is an ordinary key).
+  const auto is_merge_key = [](const YAML::Node& key) { return key.Scalar() == "<<" && key.Tag() != "!"; };
+  std::vector<std::pair<std::string, YAML::Node>> entries;  // in OmegaConf's order
   std::vector<YAML::Node> merged;
   for (const auto& entry : node) {
     if (!entry.first.IsScalar()) {
       fail(file + ": a mapping key must be a scalar, got " + kind_name(entry.first));
     }
-    if (entry.first.Scalar() == "<<" && entry.first.Tag() != "!") {
+    if (is_merge_key(entry.first)) {
       if (entry.second.IsMap()) {
         merged.push_back(entry.second);
       } else if (entry.second.IsSequence()) {
@@ -341,7 +343,7 @@ YAML::Node resolve_merge_keys(const YAML::Node& node, const std::string& file) {
     }
   }
   for (const auto& entry : node) {
-    if (!(entry.first.Scalar() == "<<" && entry.first.Tag() != "!")) {
+    if (!is_merge_key(entry.first)) {
       entries.emplace_back(entry.first.Scalar(), resolve_merge_keys(entry.second, file));
     }
   }
