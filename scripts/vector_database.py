@@ -52,11 +52,12 @@ def nearest_entries(image: torch.Tensor, text: torch.Tensor, k: int) -> torch.Te
     return similarity.topk(k, dim=1).indices
 
 
-def summarise(image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, k: int) -> dict:
+def summarise(image: torch.Tensor, text: torch.Tensor, labels: torch.Tensor, k: int,
+              neighbours: torch.Tensor | None = None) -> dict:
     """Gap and neighbour composition of the mixed database (percentages over all queries of a modality)."""
     n = image.shape[0]
     counts = modgap.fill_gap_stats(image, text, k)["neighbour_counts"].double()  # [query, neighbour modality]
-    neighbours = nearest_entries(image, text, k)
+    neighbours = nearest_entries(image, text, k) if neighbours is None else neighbours
     entry_labels = torch.cat([labels, labels])
     same_digit = (entry_labels[neighbours] == entry_labels[:, None]).double()
     return {
@@ -126,8 +127,8 @@ def main(argv: list[str]) -> None:
             raise SystemExit(f"--query must index one of the {len(pairs)} held-out pairs, got {args.query}")
         if not 1 <= args.k < 2 * image.shape[0]:
             raise SystemExit(f"--k must be in [1, {2 * image.shape[0] - 1}], got {args.k}")
-        runs[title] = {"summary": summarise(image, text, labels, args.k),
-                       "neighbours": nearest_entries(image, text, args.k)}
+        neighbours = nearest_entries(image, text, args.k)
+        runs[title] = {"summary": summarise(image, text, labels, args.k, neighbours), "neighbours": neighbours}
     print(f"Mixed database of {len(pairs)} held-out images + {len(pairs)} captions, {args.k} nearest entries per query "
           "(Fig. 4; 50 % of the other modality = fully mixed):\n")
     print("| run | gap | images among a caption's nearest | captions among an image's nearest "
