@@ -406,3 +406,73 @@ def test_ablations_latent_space_plot_uses_each_arms_first_run(tmp_path, monkeypa
     assert sorted(embedded) == sorted(first_runs.values())  # seed 0's run of each arm with a checkpoint
     if importlib.util.find_spec("matplotlib") is not None:
         assert out == tmp_path / "latent_spaces.png" and out.exists()
+
+
+# ---- post-hoc gap closing (Liang et al., Fill the Gap) against training (scripts/post_hoc.py) ----
+
+def test_post_hoc_rows_are_each_method_then_modgap_evaluate(tmp_path, capsys):
+    """Every row is modgap.evaluate of the method's output on the same normalised pairs, computed here
+    through the public ops; the trained comparison row reads its own file."""
+    import post_hoc
+    x, y, labels = _clustered_pairs(n=120)
+    ours_x, ours_y, _ = _clustered_pairs(seed=1, n=120, offset=0.0)
+    torch.save({"embeddings": {"image": x, "text": y}, "labels": labels}, tmp_path / "clip.pt")
+    torch.save({"embeddings": {"image": ours_x, "text": ours_y}, "labels": labels}, tmp_path / "ours.pt")
+    post_hoc.main(["--embeddings", str(tmp_path / "clip.pt"), "--trained", str(tmp_path / "ours.pt"),
+                   "--spectral-k", "8", "--ot-fit-fraction", "0.5", "--n-init", "3"])
+    result = json.loads((tmp_path / "clip_post_hoc.json").read_text())
+    rows = result["rows"]
+    assert [r["method"].split(": ")[1].split(" ")[0] for r in rows] == ["as", "shift", "spectral,", "optimal", "as"]
+    assert rows[-1]["method"] == "ours: as trained"
+
+    xn, yn = torch.nn.functional.normalize(x.double(), dim=1), torch.nn.functional.normalize(y.double(), dim=1)
+    fitted = post_hoc.fit_rows(120, 0.5, 0)
+    assert len(fitted) == 60 and len(fitted.unique()) == 60 and result["setup"]["ot_fit_rows"] == 60
+    _, moved = modgap.emd_laplace(xn[fitted], yn[fitted])
+    spectral = modgap.spectral_align(xn, yn, 8)
+    expected_inputs = [(xn, yn), gap_shift.shift_to_gap(x, y, 0.0)[:2], spectral,
+                       (modgap.ot_map_new_points(xn, xn[fitted], moved), yn),
+                       (torch.nn.functional.normalize(ours_x.double(), dim=1),
+                        torch.nn.functional.normalize(ours_y.double(), dim=1))]
+    for row, (a, b) in zip(rows, expected_inputs):
+        expected = modgap.evaluate({"image": a.float(), "text": b.float()}, labels, n_init=3, fill_gap_k=1)
+        pair = expected["pairs"]["image-text"]
+        assert row["dim"] == a.shape[1]
+        assert row["gap"] == pytest.approx(pair["gap"], abs=1e-9)
+        assert row["itr"] == pytest.approx(pair["fill_the_gap"]["itr"], abs=1e-9)
+        assert row["fid"] == pytest.approx(pair["fill_the_gap"]["fid"], abs=1e-9)
+        assert row["v_measure"] == pytest.approx(100 * expected["clustering"]["v_measure"], abs=1e-9)
+        assert row["recall_1"]["text->image"] == pytest.approx(
+            100 * pair["recall"]["text->image"]["R@1"], abs=1e-9)
+    # the fitted rows go exactly where the coupling sends them (the out-of-sample map is exact on them)
+    assert torch.allclose(modgap.ot_map_new_points(xn, xn[fitted], moved)[fitted], moved, atol=1e-12)
+    as_trained, shifted, spectral_row, transported = rows[:4]
+    assert shifted["gap"] < 2e-4 < as_trained["gap"]
+    # the synthetic offset separates the modalities; each post-hoc method mixes them (ITR: image queries
+    # whose nearest neighbour is an image, per one whose nearest is a text)
+    for row in (shifted, spectral_row, transported):
+        assert row["itr"] < as_trained["itr"]
+    assert shifted["v_measure"] > as_trained["v_measure"] + 10  # Fig. 1's point, here post hoc
+    out = capsys.readouterr().out
+    assert "| clip: spectral, k = 8 (Fill the Gap) | 8 |" in out
+    assert (tmp_path / "clip_post_hoc.md").read_text().startswith("| method | dim | gap |")
+
+
+def test_post_hoc_names_bad_arguments(tmp_path):
+    import post_hoc
+    x, y, labels = _clustered_pairs(n=30)
+    torch.save({"embeddings": {"image": x, "text": y}, "labels": labels}, tmp_path / "clip.pt")
+    torch.save({"embeddings": {"image": x, "text": y}, "labels": labels.flip(0)}, tmp_path / "other.pt")
+    base = ["--embeddings", str(tmp_path / "clip.pt"), "--n-init", "1"]
+    with pytest.raises(SystemExit, match="--spectral-k: expected 1 to 28 dimensions for 30 pairs"):
+        post_hoc.main(base + ["--spectral-k", "29"])
+    with pytest.raises(SystemExit, match=r"--ot-fit-fraction: expected a share in \(0, 1\]"):
+        post_hoc.main(base + ["--ot-fit-fraction", "0"])
+    with pytest.raises(SystemExit, match="--pair must name two of"):
+        post_hoc.main(base + ["--pair", "image,audio"])
+    with pytest.raises(SystemExit, match="does not exist"):
+        post_hoc.main(["--embeddings", str(tmp_path / "missing.pt")])
+    with pytest.raises(SystemExit, match="--trained: .*missing.pt does not exist"):
+        post_hoc.main(base + ["--trained", str(tmp_path / "missing.pt")])
+    with pytest.raises(SystemExit, match="holds other rows"):
+        post_hoc.main(base + ["--spectral-k", "4", "--trained", str(tmp_path / "other.pt")])
