@@ -75,12 +75,20 @@ def optimal_transport(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, k: i
     return modgap.ot_map_new_points(x, xs, xs_transported)
 
 
+def neighbour_ratio(value: float | None) -> float:
+    """ITR / TIR as a float. modgap.evaluate writes a non-finite number as JSON null; a same-to-other
+    modality ratio is non-finite only when no query's nearest neighbour is of the other modality
+    (same / 0, never 0 / 0 since every query has k >= 1 neighbours), i.e. infinite: a full gap."""
+    return float("inf") if value is None else float(value)
+
+
 def scores(names: list[str], x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int, n_init: int) -> dict:
     evaluation = modgap.evaluate({names[0]: x.float(), names[1]: y.float()}, labels, seed=seed, n_init=n_init,
                                  fill_gap_k=1)
     pair = evaluation["pairs"][f"{names[0]}-{names[1]}"]
     return {"dim": x.shape[1], "gap": pair["gap"], "cos_tp": pair["cos_tp_mean"],
-            "itr": pair["fill_the_gap"]["itr"], "tir": pair["fill_the_gap"]["tir"], "fid": pair["fill_the_gap"]["fid"],
+            "itr": neighbour_ratio(pair["fill_the_gap"]["itr"]), "tir": neighbour_ratio(pair["fill_the_gap"]["tir"]),
+            "fid": pair["fill_the_gap"]["fid"],
             "recall_1": {d: 100 * r["R@1"] for d, r in pair["recall"].items()},
             "v_measure": 100 * evaluation["clustering"]["v_measure"],
             "knn_joint": 100 * evaluation["knn"]["accuracy"]["joint"],

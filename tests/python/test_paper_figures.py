@@ -458,6 +458,23 @@ def test_post_hoc_rows_are_each_method_then_modgap_evaluate(tmp_path, capsys):
     assert (tmp_path / "clip_post_hoc.md").read_text().startswith("| method | dim | gap |")
 
 
+def test_post_hoc_reports_an_infinite_neighbour_ratio_for_a_full_gap(tmp_path, capsys):
+    """With the modalities far apart every nearest neighbour is of the query's own modality: ITR = TIR =
+    same / 0. modgap.evaluate writes that as JSON null; the script reads it back as infinity (the main job's
+    CLIP (LT) embeddings are such a case) instead of failing on it."""
+    import post_hoc
+    x, y, labels = _clustered_pairs(n=60, offset=4.0)
+    direct = modgap.fill_gap_stats(x, y, 1)
+    assert direct["itr"] == float("inf") and direct["tir"] == float("inf")
+    torch.save({"embeddings": {"image": x, "text": y}, "labels": labels}, tmp_path / "far.pt")
+    post_hoc.main(["--embeddings", str(tmp_path / "far.pt"), "--spectral-k", "4", "--n-init", "1"])
+    as_trained = json.loads((tmp_path / "far_post_hoc.json").read_text())["rows"][0]
+    assert as_trained["itr"] == float("inf") and as_trained["tir"] == float("inf")
+    assert "| far: as trained | 24 |" in capsys.readouterr().out
+    assert " | inf | inf | " in (tmp_path / "far_post_hoc.md").read_text().splitlines()[2]
+    assert post_hoc.neighbour_ratio(None) == float("inf") and post_hoc.neighbour_ratio(2) == 2.0
+
+
 def test_post_hoc_names_bad_arguments(tmp_path):
     import post_hoc
     x, y, labels = _clustered_pairs(n=30)
