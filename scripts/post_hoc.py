@@ -43,6 +43,7 @@ import modgap
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from gap_shift import load_embeddings, shift_to_gap  # noqa: E402
+from openclip_digits import neighbour_ratio  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_EMBEDDINGS = ROOT / "build" / "digits" / "embeddings_clip_lt.pt"
@@ -73,13 +74,6 @@ def optimal_transport(x: torch.Tensor, y: torch.Tensor, rows: torch.Tensor, k: i
     xs = x[rows]
     _, xs_transported = modgap.emd_laplace(xs, y[rows], k=k)
     return modgap.ot_map_new_points(x, xs, xs_transported)
-
-
-def neighbour_ratio(value: float | None) -> float:
-    """ITR / TIR as a float. modgap.evaluate writes a non-finite number as JSON null; a same-to-other
-    modality ratio is non-finite only when no query's nearest neighbour is of the other modality
-    (same / 0, never 0 / 0 since every query has k >= 1 neighbours), i.e. infinite: a full gap."""
-    return float("inf") if value is None else float(value)
 
 
 def scores(names: list[str], x: torch.Tensor, y: torch.Tensor, labels: torch.Tensor, seed: int, n_init: int) -> dict:
