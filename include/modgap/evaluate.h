@@ -26,6 +26,11 @@ struct EvaluateOptions {
   double probe_c = 1.0;               // linear probe / separability: LogisticRegression's C (sklearn default)
   int64_t probe_max_iter = 100;       // ... and its max_iter (sklearn default; 0: skip both)
   bool progress = false;              // progress lines on stderr
+  // How EvaluationReport::json writes a non-finite number (an infinite ITR / TIR when no query's nearest
+  // neighbour is of the other modality; a NaN probe accuracy when a training split holds one class):
+  // false: null (strict JSON, what `modgap eval` writes to its file); true: Infinity / NaN, which Python's
+  // json.loads reads back as floats (modgap.evaluate() uses this, so it returns inf where the op gives inf).
+  bool json_python_tokens = false;
 };
 
 struct EvaluationReport {

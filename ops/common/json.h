@@ -25,7 +25,7 @@ class Json {
   static Json null() { return Json(); }
   static Json boolean(bool value) { Json j(Kind::Bool); j.bool_ = value; return j; }
   static Json integer(int64_t value) { Json j(Kind::Integer); j.integer_ = value; return j; }
-  // Non-finite numbers become null (JSON has no NaN).
+  // Non-finite numbers become null (JSON has no NaN), unless dumped with python_tokens (below).
   static Json number(double value) { Json j(Kind::Number); j.number_ = value; return j; }
   // Non-finite numbers become Python json's tokens Infinity, -Infinity, NaN (json.loads reads them back
   // as floats; strict JSON readers refuse them). Used for config values, where .inf is a legal float.
@@ -72,9 +72,11 @@ class Json {
   double as_number() const { return kind_ == Kind::Integer ? static_cast<double>(integer_) : number_; }
   const std::vector<std::pair<std::string, Json>>& entries() const { return entries_; }
 
-  std::string dump(int indent = 2) const {
+  // `python_tokens`: every non-finite number is written as Infinity, -Infinity or NaN (for text that only
+  // Python's json.loads reads, which turns them back into floats) instead of strict JSON's null.
+  std::string dump(int indent = 2, bool python_tokens = false) const {
     std::ostringstream out;
-    write(out, indent, 0);
+    write(out, indent, 0, python_tokens);
     return out.str();
   }
 
@@ -101,7 +103,7 @@ class Json {
     out << '"';
   }
 
-  void write(std::ostringstream& out, int indent, int depth) const {
+  void write(std::ostringstream& out, int indent, int depth, bool python_tokens) const {
     const std::string pad = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * (depth + 1)), ' ') : "";
     const std::string close = indent > 0 ? "\n" + std::string(static_cast<size_t>(indent * depth), ' ') : "";
     switch (kind_) {
@@ -117,7 +119,7 @@ class Json {
           if (text.find_first_of(".eE") == std::string::npos) {
             out << ".0";  // keep it a float for JSON readers that distinguish
           }
-        } else if (python_tokens_) {
+        } else if (python_tokens_ || python_tokens) {
           out << (std::isnan(number_) ? "NaN" : number_ > 0 ? "Infinity" : "-Infinity");
         } else {
           out << "null";
@@ -134,7 +136,7 @@ class Json {
             write_string(out, entries_[i].first);
             out << (indent > 0 ? ": " : ":");
           }
-          entries_[i].second.write(out, indent, depth + 1);
+          entries_[i].second.write(out, indent, depth + 1, python_tokens);
         }
         if (!entries_.empty()) {
           out << close;

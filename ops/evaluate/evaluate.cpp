@@ -130,7 +130,8 @@ double knn_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& 
                         });
 }
 
-// Linear-probe accuracy on the same split; NaN (null in the JSON) when the training rows hold one class.
+// Linear-probe accuracy on the same split; NaN (null in strict JSON, see EvaluateOptions::json_python_tokens)
+// when the training rows hold one class.
 double probe_accuracy(const at::Tensor& x, const at::Tensor& y, const at::Tensor& permutation, int64_t n_test,
                       const EvaluateOptions& options) {
   const HeldOutSplit split = held_out_split(permutation, n_test, x.device());
@@ -449,7 +450,7 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
     ordered.set(key, value);
   }
   progress("done");
-  return {ordered.dump(2), format_table(ordered, names, options.ks)};
+  return {ordered.dump(2, options.json_python_tokens), format_table(ordered, names, options.ks)};
 }
 
 namespace {
@@ -475,6 +476,7 @@ std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std:
   options.fill_gap_k = fill_gap_k;
   options.probe_c = probe_c;
   options.probe_max_iter = probe_max_iter;
+  options.json_python_tokens = true;  // read by Python's json.loads only (modgap.evaluate): inf stays inf
   EvaluationReport report = evaluate(embeddings, names, labels, options);
   return {report.json, report.table};
 }

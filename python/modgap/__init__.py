@@ -262,7 +262,9 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     (logistic-regression accuracy on the same splits, scikit-learn's LogisticRegression(C=probe_c,
     max_iter=probe_max_iter)). Each pair also gets ``linear_separability`` (Fahim et al.: held-out accuracy
     of logistic regression telling the two modalities apart; 0.5 = inseparable). ``probe_max_iter=0`` skips
-    both.
+    both. A non-finite value stays a float: ``inf`` for an ITR / TIR whose denominator is 0 (no query's
+    nearest neighbour is of the other modality), as :func:`fill_gap_stats` gives it, ``nan`` for a linear
+    probe whose training split holds one class. (``modgap eval`` writes strict JSON, where both are null.)
     """
     tensors, names = _evaluation_inputs("evaluate", embeddings, labels)
     text, _ = torch.ops.modgap._evaluate(

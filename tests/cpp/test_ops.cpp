@@ -321,6 +321,25 @@ TEST(Evaluation, EvaluateReportsEveryPartAndEchoesTheProtocol) {
             std::string::npos);
 }
 
+// Far-apart modalities: no query's nearest neighbour is of the other modality, so ITR = TIR = inf. The
+// default report is strict JSON (null); json_python_tokens writes Python json's Infinity instead.
+TEST(Evaluation, EvaluateWritesNonFiniteNumbersAsNullOrPythonTokens) {
+  torch::manual_seed(5);
+  const std::vector<at::Tensor> z = {0.1 * torch::randn({40, 4}, torch::kFloat64) + 2.0,
+                                     0.1 * torch::randn({40, 4}, torch::kFloat64) - 2.0};
+  modgap::EvaluateOptions options;
+  options.ks = {1};
+  options.probe_max_iter = 0;
+  const auto strict = modgap::evaluate(z, {"image", "text"}, std::nullopt, options);
+  EXPECT_NE(strict.json.find("\"itr\": null"), std::string::npos);
+  EXPECT_EQ(strict.json.find("Infinity"), std::string::npos);
+  options.json_python_tokens = true;
+  const auto python = modgap::evaluate(z, {"image", "text"}, std::nullopt, options);
+  EXPECT_NE(python.json.find("\"itr\": Infinity"), std::string::npos);
+  EXPECT_EQ(python.json.find("null"), std::string::npos);
+  EXPECT_EQ(python.table, strict.table);
+}
+
 // The CUDA M-step of k-means (kmeans_cuda.cu) runs kmeans_math::accumulate_block_cluster_sums once per
 // thread. Here every (block, thread) of a launch runs on the CPU, in an order that is not the GPU's
 // (threads backwards), and the block partials are added in block order as the host does: the sums and

@@ -390,8 +390,8 @@ def test_evaluate_agrees_with_the_ops_and_sklearn():
     assert pair["fill_the_gap"]["neighbour_counts"] == ftg["neighbour_counts"].tolist()
     for key in ("tmr", "imr", "fid"):
         assert pair["fill_the_gap"][key] == pytest.approx(ftg[key], rel=1e-12), key
-    for key in ("itr", "tir"):  # an infinite ratio is null in JSON
-        assert pair["fill_the_gap"][key] == (None if math.isinf(ftg[key]) else pytest.approx(ftg[key], rel=1e-12))
+    for key in ("itr", "tir"):  # a float, inf included (test_evaluate_keeps_non_finite_values_as_floats)
+        assert pair["fill_the_gap"][key] == pytest.approx(ftg[key], rel=1e-12)
 
     # Joint clustering: k-means on the union of the normalised modalities, scored with sklearn's V-measure.
     unit = [torch.nn.functional.normalize(z, dim=1, eps=1e-8) for z in (image, text)]
@@ -477,19 +477,77 @@ def test_cli_eval_matches_python(tmp_path):
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     assert "V-measure" in run.stdout and "image-text" in run.stdout
-    from_cli = json.loads(out.read_text())
+    from_cli = _strict_json(out.read_text())
     from_python = modgap.evaluate(embeddings, labels, ks=(1, 5), seed=3, n_init=2)
-    assert from_cli == from_python
+    assert _same_result(from_cli, from_python)
     assert "linear-probe accuracy:" in run.stdout and "linear separability" in run.stdout
     # the probe's keys: C and iterations reach the fit; 0 iterations skips probe and separability (ks as a
     # config writes a list, [1], works as well as 1)
     run = subprocess.run([modgap_cli(), "eval", str(path), "ks=[1]", "probe_c=0.25", "probe_max_iter=40", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_c=0.25, probe_max_iter=40)
+    assert _same_result(_strict_json(out.read_text()),
+                        modgap.evaluate(embeddings, labels, ks=(1,), probe_c=0.25, probe_max_iter=40))
     run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0 and "linear_probe" not in json.loads(out.read_text())
+
+
+def _same_result(strict, python):
+    """The strict-JSON file of `modgap eval` (null for a non-finite number) holds the same result as
+    modgap.evaluate's dict (which keeps inf / nan as floats)."""
+    if isinstance(strict, dict):
+        return isinstance(python, dict) and strict.keys() == python.keys() and all(
+            _same_result(strict[k], python[k]) for k in strict)
+    if isinstance(strict, list):
+        return isinstance(python, list) and len(strict) == len(python) and all(
+            _same_result(a, b) for a, b in zip(strict, python))
+    if strict is None:
+        return isinstance(python, float) and not math.isfinite(python)
+    return strict == python
+
+
+def _strict_json(text):
+    """json.loads that refuses Infinity / NaN, as strict JSON readers (jq, JavaScript) do."""
+    def refuse(token):
+        raise ValueError(f"not strict JSON: {token}")
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_evaluate_keeps_non_finite_values_as_floats(tmp_path):
+    """Modalities far apart: every nearest neighbour is of the query's own modality, so ITR = TIR = same / 0
+    = inf (fill_gap_stats); labels whose training split holds one class: the linear probe is undefined (nan).
+    modgap.evaluate returns both as floats, like the ops; `modgap eval` writes null in its strict-JSON file."""
+    generator = torch.Generator().manual_seed(5)
+    n = 50
+    x = torch.randn(n, 6, generator=generator) * 0.1 + 2.0
+    y = torch.randn(n, 6, generator=generator) * 0.1 - 2.0
+    n_test = round(0.2 * n)
+    held_out = torch.randperm(n, generator=torch.Generator().manual_seed(0))[:n_test]  # evaluate's split, seed 0
+    labels = torch.zeros(n, dtype=torch.long)
+    labels[held_out[0]] = 1  # the only row of class 1 is held out: each probe trains on class 0 alone
+    assert modgap.fill_gap_stats(x, y, 1)["itr"] == math.inf
+
+    result = modgap.evaluate({"image": x, "text": y}, labels, ks=(1,), n_init=1)
+    ftg = result["pairs"]["image-text"]["fill_the_gap"]
+    assert ftg["itr"] == math.inf and ftg["tir"] == math.inf and isinstance(ftg["itr"], float)
+    probe = result["linear_probe"]["accuracy"]
+    assert math.isnan(probe["image"]) and math.isnan(probe["text"])
+    assert 0.0 <= result["knn"]["accuracy"]["joint"] <= 1.0
+
+    path = tmp_path / "far.pt"
+    torch.save({"image": x, "text": y, "labels": labels}, path)
+    out = tmp_path / "far.json"
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", f"out={out}"], capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stderr
+    from_cli = _strict_json(out.read_text())
+    assert from_cli["pairs"]["image-text"]["fill_the_gap"]["itr"] is None
+    assert from_cli["linear_probe"]["accuracy"]["image"] is None
+    # Otherwise the same result: the CLI's file equals modgap.evaluate's dict where null stands for inf / nan.
+    assert _same_result(from_cli, result)
+    assert not _same_result(from_cli, {**result, "protocol": {}})  # the comparison can fail
+    assert not _same_result({"itr": None}, {"itr": 3.0})
 
 
 def test_cli_eval_reads_the_scripts_nested_format(tmp_path):
@@ -501,7 +559,7 @@ def test_cli_eval_reads_the_scripts_nested_format(tmp_path):
     run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
                          capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    assert json.loads(out.read_text()) == modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0)
+    assert _same_result(_strict_json(out.read_text()), modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0))
 
 
 def test_cli_errors_are_clear(tmp_path):
@@ -656,9 +714,9 @@ def test_cli_eval_reads_the_protocol_from_a_config(tmp_path):
     run = subprocess.run([modgap_cli(), "eval", str(path), f"config={configs / 'train.yaml'}", "eval.knn_k=7", "seed=5",
                           "eval.ks=[1,3]", f"out={out}"], capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
-    result = json.loads(out.read_text())
+    result = _strict_json(out.read_text())
     # knn_k and ks from the config override, seed from the plain key (plain keys win), n_init from the config.
     assert result["protocol"]["knn_k"] == 7 and result["protocol"]["ks"] == [1, 3] and result["protocol"]["seed"] == 5
-    assert result == modgap.evaluate(embeddings, labels, ks=(1, 3), knn_k=7, seed=5, n_init=1)
+    assert _same_result(result, modgap.evaluate(embeddings, labels, ks=(1, 3), knn_k=7, seed=5, n_init=1))
     run = subprocess.run([modgap_cli(), "eval", str(path), "eval.knn_k=7"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 1 and "give config=CONFIG.yaml" in run.stderr

@@ -460,8 +460,8 @@ def test_post_hoc_rows_are_each_method_then_modgap_evaluate(tmp_path, capsys):
 
 def test_post_hoc_reports_an_infinite_neighbour_ratio_for_a_full_gap(tmp_path, capsys):
     """With the modalities far apart every nearest neighbour is of the query's own modality: ITR = TIR =
-    same / 0. modgap.evaluate writes that as JSON null; the script reads it back as infinity (the main job's
-    CLIP (LT) embeddings are such a case) instead of failing on it."""
+    same / 0 (the main job's CLIP (LT) embeddings are such a case). The table shows it as inf instead of
+    failing on it; neighbour_ratio also reads the null of strict-JSON files (`modgap eval`, older logs)."""
     import post_hoc
     x, y, labels = _clustered_pairs(n=60, offset=4.0)
     direct = modgap.fill_gap_stats(x, y, 1)
