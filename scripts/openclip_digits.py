@@ -150,9 +150,10 @@ def embed(cfg: dict, run_dir: Path | None, dataset: dict, epoch: int | None = No
 
 
 def neighbour_ratio(value) -> float:
-    """A Fill-the-Gap neighbour ratio (ITR / TIR) from modgap.evaluate's JSON, which writes a non-finite
-    number as null. A same-to-other modality ratio is non-finite only when no query's nearest neighbour is
-    of the other modality (same / 0, never 0 / 0 since every query has k >= 1 neighbours): infinite."""
+    """A Fill-the-Gap neighbour ratio (ITR / TIR) as a float: modgap.evaluate gives inf as inf, strict-JSON
+    files (`modgap eval`'s, results of older runs) hold it as null. A same-to-other modality ratio is
+    non-finite only when no query's nearest neighbour is of the other modality (same / 0, never 0 / 0 since
+    every query has k >= 1 neighbours): infinite."""
     return math.inf if value is None else float(value)
 
 
