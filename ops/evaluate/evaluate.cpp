@@ -296,7 +296,7 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
       .set("device", Json::string(device.str()))
       .set("l2_normalized", Json::boolean(true))
       .set("ks", ks_json)
-      .set("recall_ties", Json::string("counted in the query's favour"))
+      .set("recall_ties", Json::string("counted in the query's favour (copies of a true item are ties)"))
       .set("variance", Json::string("population (divide by N)"));
 
   progress("gap statistics");

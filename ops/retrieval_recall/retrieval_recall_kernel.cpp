@@ -11,8 +11,11 @@
 //
 // No N_query x N_gallery buffer and one pass of GEMM tiles: the best true score of each query is a
 // row-wise dot product (O(N*D)); each (query tile x gallery tile) block then counts the non-true items
-// above it. True items are masked out of the count, so the few-ulp difference between the dot product
-// and the GEMM's value of the same score can never count a true item above itself.
+// above it. The dot product and the GEMM round the same score differently (a few ulp), so items are
+// left out of the count by content, not by index: an item whose normalised row is identical to a true
+// item's (a repeated caption, a duplicate image) ties with it in exact arithmetic, and a tie never counts
+// against the query. Counting such copies would let rounding decide: on the digits stand-in, where 353
+// of 360 captions repeat, it took R@1 image->text from 10.3 % to 6.9 %.
 #include <torch/library.h>
 
 #include <functional>
@@ -29,6 +32,11 @@ namespace {
 
 // is_true(query_rows, gallery_cols) for one block, [q_len, g_len] bool.
 using TrueMask = std::function<at::Tensor(int64_t q0, int64_t q_len, int64_t g0, int64_t g_len)>;
+
+// content_id[j]: the index of gallery row j among the distinct rows of `g` (identical rows, same id).
+at::Tensor content_ids(const at::Tensor& g) {
+  return std::get<1>(at::unique_dim(g, /*dim=*/0, /*sorted=*/true, /*return_inverse=*/true));
+}
 
 // `best_true`: [N_query] best score of a true item per query, computed from the normalised rows.
 at::Tensor recall_at_ks(const at::Tensor& q, const at::Tensor& g, const at::Tensor& best_true, const TrueMask& is_true,
@@ -99,8 +107,11 @@ at::Tensor retrieval_recall_kernel(const at::Tensor& queries, const at::Tensor& 
   const at::Tensor q = eval::l2_normalize_rows(queries);
   const at::Tensor g = eval::l2_normalize_rows(gallery);
   const at::Tensor best_true = (q * g.index_select(0, target)).sum(1);
+  // The true item and its copies: every item with the true item's content.
+  const at::Tensor content = content_ids(g);
+  const at::Tensor true_content = content.index_select(0, target);
   const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
-    return target.narrow(0, q0, q_len).unsqueeze(1) == at::arange(g0, g0 + g_len, target.options()).unsqueeze(0);
+    return true_content.narrow(0, q0, q_len).unsqueeze(1) == content.narrow(0, g0, g_len).unsqueeze(0);
   };
   return recall_at_ks(q, g, best_true, is_true, ks);
 }
@@ -122,8 +133,23 @@ at::Tensor retrieval_recall_any_kernel(const at::Tensor& queries, const at::Tens
   const at::Tensor own_scores = (q.index_select(0, owner) * g).sum(1);
   const at::Tensor best_true =
       at::full({n_query}, -std::numeric_limits<double>::infinity(), q.options()).scatter_reduce(0, owner, own_scores, "amax");
+  const at::Tensor content = content_ids(g);
+  const int64_t n_content = content.max().item<int64_t>() + 1;
+  if (n_content == g.size(0)) {  // no two items alike: the true items are exactly the query's own
+    const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
+      return owner.narrow(0, g0, g_len).unsqueeze(0) == at::arange(q0, q0 + q_len, owner.options()).unsqueeze(1);
+    };
+    return recall_at_ks(q, g, best_true, is_true, ks);
+  }
+  // Item j is left out of query i's count when i owns an item with j's content (a copy of one of i's
+  // items scores at most i's best in exact arithmetic): membership of the key (i, content_j) in the
+  // sorted keys of the (query, content) pairs the queries own.
+  const at::Tensor owned_keys = std::get<0>(at::_unique2(owner * n_content + content, /*sorted=*/true));
   const TrueMask is_true = [&](int64_t q0, int64_t q_len, int64_t g0, int64_t g_len) {
-    return owner.narrow(0, g0, g_len).unsqueeze(0) == at::arange(q0, q0 + q_len, owner.options()).unsqueeze(1);
+    const at::Tensor keys = at::arange(q0, q0 + q_len, owner.options()).unsqueeze(1) * n_content +
+                            content.narrow(0, g0, g_len).unsqueeze(0);
+    const at::Tensor position = at::searchsorted(owned_keys, keys).clamp_max(owned_keys.size(0) - 1);
+    return owned_keys.index_select(0, position.flatten()).view_as(keys) == keys;
   };
   return recall_at_ks(q, g, best_true, is_true, ks);
 }

@@ -198,6 +198,64 @@ def test_retrieval_recall_any_multi_caption(images, captions_per_image):
     torch.testing.assert_close(modgap.retrieval_recall(captions, image, owner, ks), expected_t2i, rtol=0, atol=0)
 
 
+_FLOAT32_DOT_ROUNDING = 2 * 32 * 2.0 ** -24
+
+
+def _copies(n_items, prototypes, dtype, seed):
+    """Items that are copies of a few distinct rows (repeated captions): prototypes [P, D] and the
+    prototype of each item, every prototype used."""
+    g = torch.Generator().manual_seed(seed)
+    protos = torch.randn(prototypes, 32, generator=g).to(dtype)
+    content = torch.cat([torch.arange(prototypes), torch.randint(0, prototypes, (n_items - prototypes,), generator=g)])
+    return protos, content[torch.randperm(n_items, generator=g)]
+
+
+def _prototype_scores(queries, protos):
+    """Cosine of every query with every distinct row, float64, and the smallest gap between two of a
+    query's scores: the reference is unambiguous only when that gap is above rounding."""
+    s = torch.nn.functional.normalize(queries.double(), dim=1) @ torch.nn.functional.normalize(protos.double(), dim=1).T
+    ordered = s.sort(dim=1).values
+    return s, (ordered[:, 1:] - ordered[:, :-1]).min().item()
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_retrieval_copies_of_the_true_item_are_ties(dtype):
+    """Copies of a query's true item (identical rows: the digits stand-in repeats 353 of its 360 captions)
+    score exactly as the true item, so they tie with it and never count against the query. The reference
+    ranks by the distinct rows in float64: rank_i = number of items whose distinct row scores above the
+    true one. The op once counted copies by rounding (a row-wise dot product vs the GEMM)."""
+    n, prototypes = 400, 12
+    protos, content = _copies(n, prototypes, dtype, seed=3)
+    gallery = protos[content]
+    queries = (gallery.double() + 2.0 * torch.randn(n, 32, generator=torch.Generator().manual_seed(4))).to(dtype)
+    scores, min_gap = _prototype_scores(queries, protos)
+    # Two float32 evaluations of one 32-term dot product of unit vectors differ by at most 2 * 32 * 2^-24:
+    # distinct rows' scores lie further apart, so only the copies tie.
+    assert min_gap > _FLOAT32_DOT_ROUNDING
+    items_per_prototype = torch.bincount(content, minlength=prototypes)
+    true_score = scores.gather(1, content[:, None])
+    ranks = ((scores > true_score).double() * items_per_prototype.double()).sum(1)
+    ks = [1, 5, 40, 100]
+    expected = torch.tensor([(ranks < k).double().mean().item() for k in ks], dtype=torch.float64)
+    assert 0 < expected[0] < 1  # copies matter: R@1 counts every query whose prototype scores best
+    torch.testing.assert_close(modgap.retrieval_recall(queries, gallery, torch.arange(n), ks), expected, rtol=0, atol=0)
+
+    # Several true items per query (image -> its captions, some captions shared between images): item j is
+    # a tie when the query owns an item with j's row; the rank is over the other rows, above the best owned.
+    images = 60
+    owner = torch.cat([torch.arange(images), torch.randint(0, images, (n - images,),
+                                                           generator=torch.Generator().manual_seed(5))])
+    image = (protos[content[:images]].double() + 2.0 * torch.randn(images, 32, generator=torch.Generator().manual_seed(6))).to(dtype)
+    scores, min_gap = _prototype_scores(image, protos)
+    assert min_gap > _FLOAT32_DOT_ROUNDING
+    owns = torch.zeros(images, prototypes, dtype=torch.bool)
+    owns[owner, content] = True
+    best_owned = scores.masked_fill(~owns, float("-inf")).max(1, keepdim=True).values
+    ranks_any = (((scores > best_owned) & ~owns).double() * items_per_prototype.double()).sum(1)
+    expected_any = torch.tensor([(ranks_any < k).double().mean().item() for k in ks], dtype=torch.float64)
+    torch.testing.assert_close(modgap.retrieval_recall_any(image, gallery, owner, ks), expected_any, rtol=0, atol=0)
+
+
 def test_retrieval_ties_count_for_the_query():
     queries = torch.tensor([[1.0, 0.0]])
     gallery = torch.tensor([[1.0, 0.0], [2.0, 0.0], [0.0, 1.0]])          # items 0 and 1 tie (cosine 1)
