@@ -27,9 +27,6 @@ class Json {
   static Json integer(int64_t value) { Json j(Kind::Integer); j.integer_ = value; return j; }
   // Non-finite numbers become null (JSON has no NaN), unless dumped with python_tokens (below).
   static Json number(double value) { Json j(Kind::Number); j.number_ = value; return j; }
-  // Non-finite numbers become Python json's tokens Infinity, -Infinity, NaN (json.loads reads them back
-  // as floats; strict JSON readers refuse them). Used for config values, where .inf is a legal float.
-  static Json python_number(double value) { Json j = number(value); j.python_tokens_ = true; return j; }
   static Json string(std::string value) { Json j(Kind::String); j.string_ = std::move(value); return j; }
   static Json array() { return Json(Kind::Array); }
   static Json object() { return Json(Kind::Object); }
@@ -73,7 +70,9 @@ class Json {
   const std::vector<std::pair<std::string, Json>>& entries() const { return entries_; }
 
   // `python_tokens`: every non-finite number is written as Infinity, -Infinity or NaN (for text that only
-  // Python's json.loads reads, which turns them back into floats) instead of strict JSON's null.
+  // Python's json.loads reads, which turns them back into floats; strict JSON readers refuse them)
+  // instead of strict JSON's null. The composed configs use it (.inf is a legal YAML float), and so does
+  // modgap.evaluate().
   std::string dump(int indent = 2, bool python_tokens = false) const {
     std::ostringstream out;
     write(out, indent, 0, python_tokens);
@@ -119,7 +118,7 @@ class Json {
           if (text.find_first_of(".eE") == std::string::npos) {
             out << ".0";  // keep it a float for JSON readers that distinguish
           }
-        } else if (python_tokens_ || python_tokens) {
+        } else if (python_tokens) {
           out << (std::isnan(number_) ? "NaN" : number_ > 0 ? "Infinity" : "-Infinity");
         } else {
           out << "null";
@@ -151,7 +150,6 @@ class Json {
   bool bool_ = false;
   int64_t integer_ = 0;
   double number_ = 0.0;
-  bool python_tokens_ = false;
   std::string string_;
   std::vector<std::pair<std::string, Json>> entries_;
 };

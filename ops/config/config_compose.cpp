@@ -1045,7 +1045,7 @@ Json scalar_to_json(const YAML::Node& node) {
     case TypedScalar::Kind::Null: return Json::null();
     case TypedScalar::Kind::Bool: return Json::boolean(value.boolean);
     case TypedScalar::Kind::Int: return Json::integer(value.integer);
-    case TypedScalar::Kind::Float: return Json::python_number(value.real);  // .inf -> Infinity, as Python's json
+    case TypedScalar::Kind::Float: return Json::number(value.real);  // .inf: Infinity (dumped with python_tokens)
     case TypedScalar::Kind::String: return Json::string(value.text);
   }
   return Json::string(value.text);
@@ -1179,7 +1179,8 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
 
   YAML::Emitter emitter;
   emitter << config;
-  return {to_json(config).dump(2), std::string(emitter.c_str()) + "\n", composer.defaults_lines};
+  return {to_json(config).dump(2, /*python_tokens=*/true), std::string(emitter.c_str()) + "\n",
+          composer.defaults_lines};
 }
 
 }  // namespace modgap
