@@ -242,18 +242,23 @@ def test_retrieval_copies_of_the_true_item_are_ties(dtype):
 
     # Several true items per query (image -> its captions, some captions shared between images): item j is
     # a tie when the query owns an item with j's row; the rank is over the other rows, above the best owned.
-    images = 60
-    owner = torch.cat([torch.arange(images), torch.randint(0, images, (n - images,),
-                                                           generator=torch.Generator().manual_seed(5))])
-    image = (protos[content[:images]].double() + 2.0 * torch.randn(images, 32, generator=torch.Generator().manual_seed(6))).to(dtype)
-    scores, min_gap = _prototype_scores(image, protos)
-    assert min_gap > _FLOAT32_DOT_ROUNDING
-    owns = torch.zeros(images, prototypes, dtype=torch.bool)
-    owns[owner, content] = True
-    best_owned = scores.masked_fill(~owns, float("-inf")).max(1, keepdim=True).values
-    ranks_any = (((scores > best_owned) & ~owns).double() * items_per_prototype.double()).sum(1)
-    expected_any = torch.tensor([(ranks_any < k).double().mean().item() for k in ks], dtype=torch.float64)
-    torch.testing.assert_close(modgap.retrieval_recall_any(image, gallery, owner, ks), expected_any, rtol=0, atol=0)
+    # 60 images own at most 16 items each (the kernel compares every owned content), 10 images own more
+    # (the kernel looks the (query, content) pairs up instead): both ways must agree with the reference.
+    for images, many_items in ((60, False), (10, True)):
+        owner = torch.cat([torch.arange(images), torch.randint(0, images, (n - images,),
+                                                               generator=torch.Generator().manual_seed(5))])
+        assert (torch.bincount(owner).max().item() > 16) == many_items
+        image = (protos[content[:images]].double()
+                 + 2.0 * torch.randn(images, 32, generator=torch.Generator().manual_seed(6))).to(dtype)
+        scores, min_gap = _prototype_scores(image, protos)
+        assert min_gap > _FLOAT32_DOT_ROUNDING
+        owns = torch.zeros(images, prototypes, dtype=torch.bool)
+        owns[owner, content] = True
+        best_owned = scores.masked_fill(~owns, float("-inf")).max(1, keepdim=True).values
+        ranks_any = (((scores > best_owned) & ~owns).double() * items_per_prototype.double()).sum(1)
+        expected_any = torch.tensor([(ranks_any < k).double().mean().item() for k in ks], dtype=torch.float64)
+        torch.testing.assert_close(modgap.retrieval_recall_any(image, gallery, owner, ks), expected_any, rtol=0,
+                                   atol=0)
 
 
 def test_retrieval_ties_count_for_the_query():
