@@ -31,6 +31,7 @@
 
 #include "ops/common/json.h"
 #include "ops/config/override_syntax.h"
+#include "ops/config/override_value.h"
 
 namespace modgap {
 
@@ -204,61 +205,6 @@ std::string python_str(const TypedScalar& value) {
     case TypedScalar::Kind::String: return value.text;
   }
   return value.text;
-}
-
-// An override value's plain scalars retyped by Hydra's override grammar (OverrideLexer.g4: INT, FLOAT
-// incl. inf/nan, BOOL and NULL case-insensitive; anything else, e.g. yes, 010 or 0x10, is a string),
-// written back in a form the YAML 1.1 typing above reads as that same value.
-YAML::Node hydra_typed(const YAML::Node& node) {
-  if (node.IsMap()) {
-    YAML::Node out(YAML::NodeType::Map);
-    for (const auto& entry : node) out[entry.first] = hydra_typed(entry.second);
-    return out;
-  }
-  if (node.IsSequence()) {
-    YAML::Node out(YAML::NodeType::Sequence);
-    for (const auto& item : node) out.push_back(hydra_typed(item));
-    return out;
-  }
-  if (!node.IsScalar() || node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
-    return node;
-  }
-  const std::string& text = node.Scalar();
-  static const std::string kInt = "(0|[1-9](_?[0-9])*)";
-  static const std::string kPointFloat = "(" + kInt + "\\.|" + kInt + "?\\.[0-9](_?[0-9])*)";
-  static const std::regex int_re("^[+-]?" + kInt + "$");
-  static const std::regex float_re("^[+-]?(" + kPointFloat + "|(" + kInt + "|" + kPointFloat +
-                                   ")[eE][+-]?[0-9](_?[0-9])*|[Ii][Nn][Ff]|[Nn][Aa][Nn])$");
-  static const std::regex bool_re("^([Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee])$");
-  static const std::regex null_re("^[Nn][Uu][Ll][Ll]$");
-  if (std::regex_match(text, int_re)) {
-    try {
-      return YAML::Node(std::to_string(std::stoll(without_underscores(text))));
-    } catch (const std::exception&) {
-      return node;  // beyond int64: left to the YAML typing
-    }
-  }
-  if (std::regex_match(text, float_re)) {
-    std::string lower = without_underscores(text);
-    std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-    const bool negative = lower[0] == '-';
-    const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
-    const double value = body == "nan" ? std::numeric_limits<double>::quiet_NaN() : python_float(lower);
-    if (std::isnan(value)) return YAML::Node(".nan");
-    if (std::isinf(value)) return YAML::Node(negative ? "-.inf" : ".inf");  // inf, or 1e400 as Python reads it
-    const std::string repr = python_float_repr(value);
-    // Python's repr is read back as a float by the YAML typing (it always has '.', 'e' or is inf/nan).
-    return YAML::Node(repr);
-  }
-  if (std::regex_match(text, bool_re)) {
-    return YAML::Node(text[0] == 't' || text[0] == 'T' ? "true" : "false");
-  }
-  if (std::regex_match(text, null_re)) {
-    return YAML::Node(YAML::NodeType::Null);
-  }
-  YAML::Node string(text);
-  string.SetTag("!");
-  return string;
 }
 
 // ---- merge (OmegaConf.merge): mappings deep-merge, everything else is replaced, ??? never overwrites ----
@@ -449,7 +395,7 @@ Override parse_override(const std::string& text) {
   return parsed;
 }
 
-// An override value: YAML flow syntax (scalars, [lists], {dicts}). A sweep (`a,b`, `choice(a,b)`,
+// An override value: Hydra's override grammar (override_value.cpp). A sweep (`a,b`, `choice(a,b)`,
 // `range(...)`) is Hydra multirun syntax: compose_multirun expands it into jobs; here it is an error.
 void reject_sweep(const Override& override_) {
   const std::string context = "override '" + override_.text + "'";
@@ -461,142 +407,9 @@ void reject_sweep(const Override& override_) {
   }
 }
 
-// Hydra's escapes in an unquoted value: `\,` `\(` `\)` `\[` `\]` `\{` `\}` `\:` `\=` `\ ` `\<tab>` and `\\`
-// stand for the character; any other backslash is kept. A value with an escape is a string (Hydra: `1\,5`
-// is "1,5"). nullopt when the value has no escape.
-std::optional<std::string> hydra_unescaped(const Override& override_) {
-  const std::string& text = *override_.value;
-  static const std::string escapable = ",()[]{}:= \t\\";
-  std::string out;
-  bool escaped = false;
-  for (size_t i = 0; i < text.size(); ++i) {
-    if (text[i] == '\\' && i + 1 < text.size() && escapable.find(text[i + 1]) != std::string::npos) {
-      out += text[++i];
-      escaped = true;
-    } else {
-      out += text[i];
-    }
-  }
-  if (!escaped) {
-    return std::nullopt;
-  }
-  if (text.find_first_of("'\"") != std::string::npos || (!text.empty() && (text[0] == '[' || text[0] == '{'))) {
-    fail("override '" + override_.text + "': backslash escapes are supported in plain values only, not with quotes "
-         "or inside [lists] / {dicts}; quote the element instead");
-  }
-  return out;
-}
-
-// YAML's flow syntax reads '{' as the start of a mapping, so an interpolation inside a [list] or {dict}
-// (`+q=[${seed},2]`, `+q={a: ${seed}}`: valid in Hydra's grammar) does not parse. Before parsing such a
-// value, every ${...} outside quotes is swapped for a placeholder that is a plain scalar in flow context;
-// the parsed scalars get the interpolations back, so they resolve exactly as a top-level `+q=${seed}`.
-struct ProtectedInterpolations {
-  std::string text;
-  std::vector<std::string> originals;
-};
-
-std::string interpolation_placeholder(size_t index) { return "__modgap_interpolation_" + std::to_string(index) + "__"; }
-
-ProtectedInterpolations protect_interpolations_in_flow(const std::string& text) {
-  ProtectedInterpolations out;
-  const size_t first = text.find_first_not_of(" \t");
-  if (first == std::string::npos || (text[first] != '[' && text[first] != '{')) {
-    out.text = text;
-    return out;
-  }
-  char quote = 0;
-  for (size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quote != 0) {
-      if (quote == '"' && c == '\\' && i + 1 < text.size()) {
-        out.text += text.substr(i++, 2);
-        continue;
-      }
-      quote = c == quote ? 0 : quote;  // '' inside single quotes closes and reopens: same result
-      out.text += c;
-      continue;
-    }
-    if (c == '\'' || c == '"') {
-      quote = c;
-      out.text += c;
-      continue;
-    }
-    if (c == '$' && i + 1 < text.size() && text[i + 1] == '{') {
-      size_t end = i + 2;
-      int depth = 1;
-      for (; end < text.size() && depth > 0; ++end) {
-        depth += text[end] == '{' ? 1 : text[end] == '}' ? -1 : 0;
-      }
-      if (depth == 0) {  // balanced; an unbalanced ${ is left for the YAML parser to report
-        out.text += interpolation_placeholder(out.originals.size());
-        out.originals.push_back(text.substr(i, end - i));
-        i = end - 1;
-        continue;
-      }
-    }
-    out.text += c;
-  }
-  return out;
-}
-
-bool holds_placeholder(const YAML::Node& node) {
-  return node.IsScalar() && node.Scalar().find("__modgap_interpolation_") != std::string::npos;
-}
-
-YAML::Node restore_interpolations(const YAML::Node& node, const std::vector<std::string>& originals,
-                                  const std::string& override_text) {
-  if (node.IsMap()) {
-    YAML::Node out(YAML::NodeType::Map);
-    for (const auto& entry : node) {
-      if (holds_placeholder(entry.first)) {  // as Hydra's grammar: keys are plain names
-        fail("override '" + override_text + "': a dict key cannot be an interpolation");
-      }
-      out[entry.first] = restore_interpolations(entry.second, originals, override_text);
-    }
-    return out;
-  }
-  if (node.IsSequence()) {
-    YAML::Node out(YAML::NodeType::Sequence);
-    for (const auto& item : node) out.push_back(restore_interpolations(item, originals, override_text));
-    return out;
-  }
-  if (!holds_placeholder(node)) {
-    return node;
-  }
-  std::string text = node.Scalar();
-  for (size_t k = 0; k < originals.size(); ++k) {
-    const std::string placeholder = interpolation_placeholder(k);
-    for (size_t at = text.find(placeholder); at != std::string::npos; at = text.find(placeholder, at)) {
-      text.replace(at, placeholder.size(), originals[k]);
-      at += originals[k].size();
-    }
-  }
-  YAML::Node out(text);
-  out.SetTag(node.Tag());
-  return out;
-}
-
 YAML::Node parse_override_value(const Override& override_) {
-  const std::string& text = *override_.value;
   reject_sweep(override_);
-  if (const auto unescaped = hydra_unescaped(override_)) {
-    YAML::Node string(*unescaped);
-    string.SetTag("!");
-    return string;
-  }
-  if (text.empty()) {
-    YAML::Node empty("");
-    empty.SetTag("!");
-    return empty;
-  }
-  try {
-    const ProtectedInterpolations flow = protect_interpolations_in_flow(text);
-    const YAML::Node value = hydra_typed(YAML::Load(flow.text));
-    return flow.originals.empty() ? value : restore_interpolations(value, flow.originals, override_.text);
-  } catch (const YAML::Exception& error) {
-    fail("override '" + override_.text + "': cannot parse the value: " + error.what());
-  }
+  return parse_hydra_value(*override_.value, "override '" + override_.text + "'");
 }
 
 // ---- the defaults tree ----
@@ -793,6 +606,56 @@ std::optional<std::string> first_new_key(const YAML::Node& existing, const YAML:
   return std::nullopt;
 }
 
+// Python's == between the values the two nodes stand for: True == 1 == 1.0, a string equals only a string,
+// lists element by element, dicts key by key (what `~key=value` compares, as Hydra does).
+bool python_equal(const YAML::Node& a, const YAML::Node& b) {
+  if (a.IsSequence() || b.IsSequence()) {
+    if (!a.IsSequence() || !b.IsSequence() || a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (!python_equal(a[i], b[i])) return false;
+    }
+    return true;
+  }
+  if (a.IsMap() || b.IsMap()) {
+    if (!a.IsMap() || !b.IsMap() || a.size() != b.size()) return false;
+    for (const auto& entry : a) {
+      const YAML::Node other = b[entry.first.Scalar()];
+      if (!other.IsDefined() || !python_equal(entry.second, other)) return false;
+    }
+    return true;
+  }
+  const TypedScalar x = typed_scalar(a);
+  const TypedScalar y = typed_scalar(b);
+  const auto numeric = [](const TypedScalar& v, double& out) {
+    switch (v.kind) {
+      case TypedScalar::Kind::Bool: out = v.boolean ? 1.0 : 0.0; return true;
+      case TypedScalar::Kind::Int: out = static_cast<double>(v.integer); return true;
+      case TypedScalar::Kind::Float: out = v.real; return true;
+      default: return false;
+    }
+  };
+  double u = 0, v = 0;
+  if (numeric(x, u) && numeric(y, v)) {
+    if (x.kind == TypedScalar::Kind::Int && y.kind == TypedScalar::Kind::Int) return x.integer == y.integer;
+    return u == v;  // nan != nan, as in Python
+  }
+  return x == y;
+}
+
+// Hydra applies `key=value` and `++key=value` with OmegaConf.update(cfg, key, value, merge=True): a
+// [list] or {dict} value is merged into a list or dict already there (a dict into a dict key by key, a list
+// replaces a list), anything else replaces the old value (a scalar may become a dict and a dict a scalar).
+// Merging a dict into a list or a list into a dict is an error there, and here.
+void check_container_merge(const Override& override_, const YAML::Node& existing, const YAML::Node& value) {
+  const bool existing_container = existing.IsMap() || existing.IsSequence();
+  const bool value_container = value.IsMap() || value.IsSequence();
+  if (existing_container && value_container && existing.IsMap() != value.IsMap()) {
+    fail("override '" + override_.text + "': type mismatch: '" + override_.key + "' is " + kind_name(existing) +
+         " and the new value is " + kind_name(value) + "; Hydra merges a [list] or {dict} value into the one "
+         "there, which fails between a list and a dict (delete it first with ~" + override_.key + ")");
+  }
+}
+
 void apply_value_override(YAML::Node& root, const Override& override_) {
   const auto parts = split_path(override_.key);
   if (parts.empty()) {
@@ -823,10 +686,7 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
              "': the key is not in the config. To append to your config use +" + override_.text);
       }
       const YAML::Node value = parse_override_value(override_);
-      if (existing.IsMap() != value.IsMap() && !existing.IsNull() && !value.IsNull() && !is_missing(existing)) {
-        fail("override '" + override_.text + "': type mismatch: '" + override_.key + "' is " + kind_name(existing) +
-             ", the new value is " + kind_name(value));
-      }
+      check_container_merge(override_, existing, value);
       if (existing.IsMap() && value.IsMap()) {
         // {dict} values are merged (Hydra), into the keys that exist: the config is in struct mode there.
         if (const auto added = first_new_key(existing, value, override_.key)) {
@@ -848,6 +708,7 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
       return;
     case Override::Kind::Upsert: {
       const YAML::Node value = parse_override_value(override_);
+      if (exists) check_container_merge(override_, existing, value);
       if (exists && existing.IsMap() && value.IsMap()) {
         merge_into(parent[leaf], value);  // ++key={dict} merges, adding keys (Hydra's force_add merge)
       } else {
@@ -862,7 +723,8 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
       }
       if (override_.value) {
         const YAML::Node expected = parse_override_value(override_);
-        if (!existing.IsScalar() || !expected.IsScalar() || !(typed_scalar(existing) == typed_scalar(expected))) {
+        // Hydra deletes unless `value is not None and value != config_val` (Python's comparison).
+        if (!expected.IsNull() && !python_equal(existing, expected)) {
           fail("override '" + override_.text + "': could not delete '" + override_.key +
                "': its value does not match '" + *override_.value + "'");
         }
@@ -945,6 +807,13 @@ struct Resolver {
     }
   }
 
+  // A resolver's default argument, typed as OmegaConf's interpolation grammar types it: its primitives are
+  // those of Hydra's override grammar (1e3 a float, true / null any case, yes / 0x10 strings, quotes).
+  static YAML::Node resolver_argument(const std::string& text, const std::string& where) {
+    const size_t last = text.find_last_not_of(" \t");
+    return parse_hydra_value(last == std::string::npos ? "" : text.substr(0, last + 1), where);
+  }
+
   // Resolves one ${...} body (already free of nested interpolations) to a node.
   YAML::Node evaluate_reference(const std::string& body, const std::vector<std::string>& at) {
     const std::string where = "interpolation ${" + body + "} at '" + path_string(at) + "'";
@@ -963,7 +832,14 @@ struct Resolver {
           return out;
         }
         if (fallback) {
-          return YAML::Load(*fallback);
+          // OmegaConf returns str() of a non-string default (`${oc.env:X,1}` is "1", `true` is "True") and
+          // None for null.
+          const YAML::Node value = resolver_argument(*fallback, where);
+          if (value.IsNull()) return value;
+          if (!value.IsScalar()) fail(where + ": the default of oc.env must be a string, a number, a boolean or null");
+          YAML::Node out{python_str(typed_scalar(value))};
+          out.SetTag("!");
+          return out;
         }
         fail(where + ": environment variable '" + first + "' is not set and no default was given");
       }
@@ -971,7 +847,7 @@ struct Resolver {
         std::vector<std::string> target_path;
         YAML::Node target = lookup(first, at, target_path);
         if (!target.IsDefined() || is_missing(target)) {
-          return fallback ? YAML::Load(*fallback) : YAML::Node(YAML::NodeType::Null);
+          return fallback ? resolver_argument(*fallback, where) : YAML::Node(YAML::NodeType::Null);
         }
         resolve_at(target, target_path);
         return YAML::Clone(lookup(first, at, target_path));

@@ -46,8 +46,10 @@ class ConfigTest : public ::testing::Test {
   static std::string compact(std::string json) {
     std::string out;
     bool in_string = false;
+    bool escaped = false;  // the character after a backslash inside a string (\" does not end it)
     for (const char c : json) {
-      if (c == '"') in_string = !in_string;
+      if (c == '"' && !escaped) in_string = !in_string;
+      escaped = in_string && c == '\\' && !escaped;
       if (!in_string && (c == ' ' || c == '\n')) continue;
       out += c;
     }
@@ -112,6 +114,24 @@ TEST_F(ConfigTest, ValueOverridesSetAddUpsertDelete) {
             std::string::npos);
   EXPECT_EQ(composed("c", {"++b={c: y, g: 1}"}), R"({"a":1,"b":{"c":"y","d":[1,2],"g":1}})");
   EXPECT_EQ(composed("c", {"a="}), R"({"a":"","b":{"c":"x","d":[1,2]}})");
+  EXPECT_EQ(composed("c", {"a= "}), R"({"a":"","b":{"c":"x","d":[1,2]}})");
+  EXPECT_EQ(composed("c", {"b=3"}), R"({"a":1,"b":3})");  // a scalar replaces a mapping, as in Hydra
+}
+
+// Values read by Hydra's override grammar (OverrideLexer.g4 / OverrideParser.g4), not as YAML flow text.
+TEST_F(ConfigTest, OverrideValuesFollowHydrasGrammar) {
+  write("c.yaml", "a: 1\n");
+  EXPECT_EQ(composed("c", {"+q={n: @, m: 12:30, k: a b }"}), R"({"a":1,"q":{"n":"@","m":"12:30","k":"a b"}})");
+  EXPECT_EQ(composed("c", {"+q=[a\\,b, 'c\\'d']"}), R"({"a":1,"q":["a,b","c'd"]})");
+  EXPECT_EQ(composed("c", {"+q=[\"e\\\"f\", x${a}y]"}), R"({"a":1,"q":["e\"f","x1y"]})");
+  EXPECT_EQ(composed("c", {"+q=[yes, 010, 0x1F, 1_000, -inf, NULL, TrUe, 5., .5]"}),
+            R"({"a":1,"q":["yes","010","0x1F",1000,-Infinity,null,true,5.0,0.5]})");
+  EXPECT_EQ(composed("c", {"+q=[str(1), int(2.7), float(' 1_0 '), bool(0), str([true, 1e20])]"}),
+            R"({"a":1,"q":["1",2,10.0,false,["true","1e+20"]]})");
+  EXPECT_NE(error("c", {"a=[1] "}).find("unexpected whitespace at position 3"), std::string::npos);
+  EXPECT_NE(error("c", {"a='it''s'"}).find("unexpected ''s''"), std::string::npos);
+  EXPECT_NE(error("c", {"a=f(1)"}).find("unknown function 'f'"), std::string::npos);
+  EXPECT_NE(error("c", {"a=[~]"}).find("'~' at position 1 is not allowed in an unquoted value"), std::string::npos);
 }
 
 TEST_F(ConfigTest, InterpolationPreservesTypesAndResolvesRelativePaths) {
@@ -126,7 +146,7 @@ TEST_F(ConfigTest, InterpolationPreservesTypesAndResolvesRelativePaths) {
 TEST_F(ConfigTest, EnvironmentAndSelectResolvers) {
   ::setenv("MODGAP_TEST_VAR", "42", 1);
   write("c.yaml", "a: ${oc.env:MODGAP_TEST_VAR}\nb: ${oc.env:MODGAP_UNSET_VAR,7}\nc: ${oc.select:nope,fallback}\nd: ${oc.select:a}\n");
-  EXPECT_EQ(composed("c"), R"({"a":"42","b":7,"c":"fallback","d":"42"})");
+  EXPECT_EQ(composed("c"), R"({"a":"42","b":"7","c":"fallback","d":"42"})");  // oc.env returns str(default)
   write("e.yaml", "a: ${oc.env:MODGAP_UNSET_VAR}\n");
   EXPECT_NE(error("e").find("environment variable 'MODGAP_UNSET_VAR' is not set"), std::string::npos);
 }
@@ -143,8 +163,13 @@ TEST_F(ConfigTest, ErrorsNameTheFileKeyAndProblem) {
   EXPECT_NE(error("plain", {"nokey=1"}).find("could not override 'nokey': the key is not in the config. To append to your config use +nokey=1"),
             std::string::npos);
   EXPECT_NE(error("plain", {"+lr=1"}).find("an item is already at 'lr'"), std::string::npos);
-  EXPECT_NE(error("plain", {"block=3"}).find("type mismatch: 'block' is a mapping, the new value is a scalar"),
+  // Hydra merges a [list] or {dict} into the one there (a scalar replaces anything): list into dict fails
+  EXPECT_NE(error("plain", {"block=[3]"}).find("type mismatch: 'block' is a mapping and the new value is a list"),
             std::string::npos);
+  EXPECT_NE(error("plain", {"lr=x=y"}).find("override 'lr=x=y': unexpected '=' at position 1 of the value"),
+            std::string::npos);
+  EXPECT_NE(error("plain", {"lr=caf\xc3\xa9"}).find("is not allowed in an unquoted value"), std::string::npos);
+  EXPECT_NE(error("plain", {"lr=bool(yes)"}).find("cannot cast 'yes' to bool"), std::string::npos);
   EXPECT_NE(error("plain", {"~nokey"}).find("could not delete 'nokey'"), std::string::npos);
   EXPECT_NE(error("plain", {"~lr=0.2"}).find("its value does not match '0.2'"), std::string::npos);
   EXPECT_NE(error("plain", {"lr=1,2"}).find("is a sweep, which needs multirun"), std::string::npos);

@@ -211,7 +211,7 @@ def test_experiment_configs_give_the_table_6_commands():
         for loss, weight in (("comm", 0.0), ("ours", 1.0)):
             cfg = modgap.config.compose(root / "configs", "train", [
                 f"+experiment={experiment}", "data.root=/data/multibench", "comm.root=/src/CoMM", f"loss={loss}",
-                "comm.overrides=[trainer.devices=4]"])
+                "comm.overrides=['trainer.devices=4']"])
             args, overrides = launcher.parse(launcher.comm_arguments(cfg, "/src/CoMM", "/out"))
             assert args.data_path == f"/data/multibench/{file}" and args.comm_root == "/src/CoMM"
             assert args.script == "main_multibench_all-mod.py"
