@@ -416,12 +416,15 @@ YAML::Node parse_override_value(const Override& override_) {
 
 struct Composer {
   fs::path config_dir;
-  std::map<std::string, std::optional<std::string>> selections;  // group -> option (nullopt: removed)
+  std::map<std::string, std::optional<std::string>> selections;  // override key -> option (nullopt: removed)
   std::set<std::string> command_line_groups;                     // groups set with group=option
   std::vector<std::pair<std::string, std::string>> appended;     // +group=option
   std::set<std::string> removed_configs;                         // ~group or ~path/config
-  std::map<std::string, std::string> discovered_overrides;       // `override` entries, DFS order, last wins
-  std::set<std::string> groups_seen;                             // group defaults met in the tree
+  std::map<std::string, std::string> discovered_overrides;       // `override` entries by key, DFS order, last wins
+  std::set<std::string> groups_seen;                             // override keys (group[@package]) met in the tree
+  std::map<std::string, std::optional<std::string>> deletions;   // ~group[@package][=option] from the command line
+  std::set<std::string> deletions_used;                          // the deletions that removed a default
+  std::set<std::string> final_keys;                              // override keys of the group configs included
   std::vector<std::pair<YAML::Node, std::string>> merge_order;   // (body, package)
   std::vector<std::string> defaults_lines;
   std::vector<std::string> stack;                                // files being expanded (cycle check)
@@ -436,34 +439,50 @@ struct Composer {
     return parent_group_dir.empty() ? group : parent_group_dir + "/" + group;
   }
 
+  // Hydra's InputDefault._get_final_package: the entry's @package, else the config's `# @package` header
+  // (always absolute: read as _global_.<header>), else the group as the entry writes it (`sub` in
+  // server/apache.yaml, `g3` for `/g3`), appended to the including config's final package; whatever
+  // precedes the last `_global_` is dropped. So a group config's own defaults land under its package
+  // (`/g3: p` inside server/x.yaml, selected as server@nest, goes to nest.g3), as Hydra composes them.
   static std::string package_of(const std::optional<std::string>& entry_package, const std::string& parent_package,
-                                const std::optional<std::string>& header, const std::string& default_package) {
-    if (entry_package) {  // relative to the including config's package
-      if (*entry_package == "_global_") return "";
-      if (entry_package->rfind("_global_.", 0) == 0) return entry_package->substr(9);
-      return parent_package.empty() ? *entry_package : parent_package + "." + *entry_package;
+                                const std::optional<std::string>& header, const std::string& relative_group) {
+    std::string package;
+    if (entry_package) {
+      package = *entry_package;
+    } else if (header) {
+      package = header->empty() ? "_global_"
+                : (*header == "_global_" || header->rfind("_global_.", 0) == 0) ? *header
+                : "_global_." + *header;
+    } else {
+      package = relative_group;
+      std::replace(package.begin(), package.end(), '/', '.');
     }
-    if (header) {  // absolute
-      if (*header == "_global_") return "";
-      if (header->rfind("_global_.", 0) == 0) return header->substr(9);
-      return *header;
-    }
-    return default_package;
+    const std::string joined = parent_package.empty() ? package
+                               : package.empty()      ? parent_package
+                                                      : parent_package + "." + package;
+    const size_t last_global = joined.rfind("_global_");
+    if (last_global == std::string::npos) return joined;
+    const size_t rest = last_global + std::string("_global_").size() + 1;  // past "_global_."
+    return rest <= joined.size() ? joined.substr(rest) : "";
   }
 
+  // `relative_group`: the group as the including entry writes it (no leading '/'); `shown`: the entry as
+  // --info defaults lists it ("group: option" or the config path), empty for the primary config.
   void expand(const fs::path& file, const std::string& group_dir, const std::string& package,
               const std::optional<std::string>& entry_package, bool primary,
-              const std::vector<std::pair<std::string, std::string>>& extra_defaults) {
+              const std::vector<std::pair<std::string, std::string>>& extra_defaults,
+              const std::string& relative_group = "", const std::string& shown = "") {
     const std::string file_key = fs::relative(file, config_dir).string();
     if (std::find(stack.begin(), stack.end(), file_key) != stack.end()) {
       fail(file_key + ": defaults list cycle: " + join(stack, " -> ") + " -> " + file_key);
     }
     stack.push_back(file_key);
     LoadedConfig loaded = load_config_file(file);
-    std::string slash_group = group_dir;
-    std::replace(slash_group.begin(), slash_group.end(), '/', '.');
     const std::string own_package =
-        primary ? "" : package_of(entry_package, package, loaded.header, slash_group);
+        primary ? "" : package_of(entry_package, package, loaded.header, relative_group);
+    if (!primary) {
+      defaults_lines.push_back(shown + " -> " + (own_package.empty() ? "_global_" : own_package));
+    }
     bool self_done = false;
     const auto merge_self = [&] {
       merge_order.emplace_back(loaded.body, own_package);
@@ -511,8 +530,10 @@ struct Composer {
         fail(file + ": defaults: config '" + text + "' not found (looked for " + target.string() + ")");
       }
       const std::string parent = fs::path(path).parent_path().string();
-      defaults_lines.push_back(path + " -> " + (entry_package ? *entry_package : parent));
-      expand(target, parent, package, entry_package, false, {});
+      std::string written = text.substr(0, at);  // its directory as written is the default package
+      written = written.rfind('/') == std::string::npos ? "" : written.substr(0, written.rfind('/'));
+      if (!written.empty() && written[0] == '/') written = written.substr(1);
+      expand(target, parent, package, entry_package, false, {}, written, path);
       return;
     }
     if (!entry.IsMap() || entry.size() != 1) {
@@ -539,24 +560,41 @@ struct Composer {
     } else if (!value.IsNull()) {
       fail(file + ": defaults: the option of group '" + group + "' must be a config name or null (lists of options are not supported)");
     }
+    std::string written = key.substr(0, at);
+    if (!written.empty() && written[0] == '/') written = written.substr(1);
+    // Hydra's GroupDefault.get_override_key(): the group, plus `@<final package>` when the entry's final
+    // package (its header aside) is not the group's own; `g1@pk: a` is selected by `g1@pk=b`, not `g1=b`.
+    std::string default_package = group;
+    std::replace(default_package.begin(), default_package.end(), '/', '.');
+    const std::string entry_final_package = package_of(entry_package, package, std::nullopt, written);
+    const std::string override_key =
+        entry_final_package == default_package
+            ? group
+            : group + "@" + (entry_final_package.empty() ? std::string("_global_") : entry_final_package);
     if (is_override) {
       if (option) {
-        discovered_overrides[group] = *option;
+        discovered_overrides[override_key] = *option;
       } else {
-        discovered_overrides[group] = "";
+        discovered_overrides[override_key] = "";
       }
       return;
     }
-    groups_seen.insert(group);
+    groups_seen.insert(override_key);
     // Priority: command line, then `override` entries, then this default.
-    if (selections.count(group)) {
-      option = selections.at(group);
-    } else if (discovered_overrides.count(group)) {
-      const std::string& overridden = discovered_overrides.at(group);
+    if (selections.count(override_key)) {
+      option = selections.at(override_key);
+    } else if (discovered_overrides.count(override_key)) {
+      const std::string& overridden = discovered_overrides.at(override_key);
       option = overridden.empty() ? std::nullopt : std::optional<std::string>(overridden);
     }
+    if (const auto deletion = deletions.find(override_key); deletion != deletions.end()) {
+      if (!deletion->second || (option && *deletion->second == *option)) {  // ~group, or ~group=option naming it
+        deletions_used.insert(override_key);
+        return;
+      }
+    }
     if (!option) {
-      return;  // null: a placeholder, or removed with ~group
+      return;  // null: a placeholder
     }
     const fs::path target = config_dir / group / (*option + ".yaml");
     if (!fs::exists(target)) {
@@ -567,11 +605,10 @@ struct Composer {
       fail(file + ": defaults: unknown option '" + *option + "' for config group '" + group + "' (available: " +
            (available.empty() ? std::string("none; the group directory does not exist") : join(available, ", ")) + ")");
     }
-    std::string default_package = group;
-    std::replace(default_package.begin(), default_package.end(), '/', '.');
-    const std::string shown_package = entry_package ? *entry_package : default_package;
-    defaults_lines.push_back(group + ": " + *option + " -> " + (shown_package.empty() ? "_global_" : shown_package));
-    expand(target, group, package, entry_package, false, {});
+    if (!final_keys.insert(override_key).second) {  // Hydra's ensure_no_duplicates_in_list
+      fail(file + ": defaults: " + override_key + " appears more than once in the final defaults list");
+    }
+    expand(target, group, package, entry_package, false, {}, written, group + ": " + *option);
   }
 };
 
@@ -985,6 +1022,8 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
   std::set<std::string> removed_configs;
   std::vector<Override> value_overrides;
   std::vector<std::string> group_override_texts;
+  std::map<std::string, std::optional<std::string>> deletions;
+  std::vector<std::pair<std::string, std::string>> deletion_texts;  // (key, the override as given)
   for (const auto& text : overrides) {
     Override parsed = parse_override(text);
     reject_sweep(parsed);
@@ -992,16 +1031,19 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
     const bool is_group = fs::is_directory(directory / group) && group.find('.') == std::string::npos;
     const bool is_config = parsed.kind == Override::Kind::Delete && fs::exists(directory / (group + ".yaml"));
     if (is_group || (is_config && !parsed.value)) {
+      // Selections are keyed as Hydra keys them: `group` or `group@package` exactly as written.
       if (parsed.kind == Override::Kind::Delete) {
         if (is_group) {
-          selections[group] = std::nullopt;
+          deletions[parsed.key] = parsed.value && !parsed.value->empty() ? parsed.value : std::nullopt;
+          deletion_texts.emplace_back(parsed.key, text);
+        } else {
+          removed_configs.insert(group);
         }
-        removed_configs.insert(group);
       } else if (parsed.kind == Override::Kind::Add) {
-        appended.emplace_back(group, *parsed.value);
+        appended.emplace_back(parsed.key, *parsed.value);  // group[@package], placed as the entry /group[@package]
       } else {
-        selections[group] = parsed.value->empty() || *parsed.value == "null" ? std::nullopt
-                                                                             : std::optional<std::string>(*parsed.value);
+        selections[parsed.key] = parsed.value->empty() || *parsed.value == "null" ? std::nullopt
+                                                                                  : std::optional<std::string>(*parsed.value);
         group_override_texts.push_back(text);
       }
     } else {
@@ -1017,6 +1059,7 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
     composer.config_dir = directory;
     composer.selections = selections;
     composer.removed_configs = removed_configs;
+    composer.deletions = deletions;
     composer.discovered_overrides = discovered;
     composer.expand(primary, "", "", std::nullopt, /*primary=*/true, appended);
     if (composer.discovered_overrides == discovered) {
@@ -1030,6 +1073,11 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
   for (const auto& [group, option] : discovered) {
     if (!composer.groups_seen.count(group)) {
       fail("defaults: `override " + group + "` does not match any group default in the defaults tree");
+    }
+  }
+  for (const auto& [key, text] : deletion_texts) {  // Hydra's ensure_deletions_used
+    if (!composer.deletions_used.count(key)) {
+      fail("override '" + text + "': could not delete '" + key + "': no match in the defaults list");
     }
   }
   for (const auto& text : group_override_texts) {

@@ -103,6 +103,24 @@ TEST_F(ConfigTest, PackageHeaderAndNestedRelativeGroups) {
   EXPECT_EQ(composed("main", {"model/vision=convnet"}), R"({"encoders":{"image":{"kernel":3}},"model":{"width":64}})");
 }
 
+// Hydra's InputDefault._get_final_package: a default inside a group config lands under that config's final
+// package, an absolute `/group` included; a `group@package` entry is selected by `group@package=option`.
+TEST_F(ConfigTest, NestedDefaultsFollowTheIncludingPackage) {
+  write("main.yaml", "defaults:\n  - model@net.main: tiny\n  - _self_\n");
+  write("model/tiny.yaml", "defaults:\n  - /norm: layer\n  - vision: vit\n  - _self_\nwidth: 64\n");
+  write("model/small.yaml", "width: 32\n");
+  write("model/vision/vit.yaml", "patch: 16\n");
+  write("norm/layer.yaml", "eps: 0.1\n");
+  EXPECT_EQ(composed("main"), R"({"net":{"main":{"norm":{"eps":0.1},"vision":{"patch":16},"width":64}}})");
+  EXPECT_EQ(composed("main", {"model@net.main=small"}), R"({"net":{"main":{"width":32}}})");
+  EXPECT_EQ(composed("main", {"~norm@net.main.norm"}), R"({"net":{"main":{"vision":{"patch":16},"width":64}}})");
+  EXPECT_NE(error("main", {"model=small"}).find("could not override 'model': no match in the defaults list"),
+            std::string::npos);
+  EXPECT_NE(error("main", {"~norm"}).find("could not delete 'norm': no match in the defaults list"), std::string::npos);
+  EXPECT_NE(error("main", {"+model@net.main=small"}).find("model@net.main appears more than once in the final defaults list"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, ValueOverridesSetAddUpsertDelete) {
   write("c.yaml", "a: 1\nb:\n  c: x\n  d: [1, 2]\n");
   EXPECT_EQ(composed("c", {"a=2.5", "b.c='quoted'", "+e=null", "++b.f=true", "b.d=[3]"}),

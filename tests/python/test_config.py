@@ -263,6 +263,72 @@ def test_override_values_compose_as_hydra(tmp_path):
     assert checked == 500 and accepted > 150  # the generator reaches both sides
 
 
+# ---- defaults trees against Hydra, on generated trees ----
+
+def _random_defaults_tree(rng, root: Path) -> list[str]:
+    """Three groups whose configs may carry `# @package` headers and defaults of their own (an absolute
+    `/g3: p`), a primary config mixing `optional`, `group@package`, `null` and `_self_` entries, an
+    experiment with `override /g1`, and command-line group overrides (keys with @package, deletions with
+    and without an option, appends)."""
+    import shutil
+    shutil.rmtree(root, ignore_errors=True)
+    groups = {"g1": ["a", "b"], "g2": ["x", "y"], "g3": ["p"]}
+    for group, options in groups.items():
+        (root / group).mkdir(parents=True)
+        for option in options:
+            lines = []
+            if rng.random() < 0.3:
+                lines.append(f"# @package {rng.choice(['_global_', 'pkg', '_group_', 'g1'])}")
+            if group != "g3" and rng.random() < 0.3:
+                lines.append("defaults:\n  - /g3: p" + ("\n  - _self_" if rng.random() < 0.5 else ""))
+            lines.append(f"name: {group}_{option}\nval: {rng.randint(0, 9)}\nshared: {option}")
+            (root / group / f"{option}.yaml").write_text("\n".join(lines) + "\n")
+    (root / "exp").mkdir()
+    (root / "exp" / "e1.yaml").write_text("# @package _global_\ndefaults:\n  - override /g1: b\nshared: from_exp\n")
+    entries = []
+    for group in ["g1", "g2"]:
+        r = rng.random()
+        if r < 0.15:
+            entries.append(f"  - optional {group}: {rng.choice(groups[group] + ['absent'])}")
+        elif r < 0.3:
+            entries.append(f"  - {group}@{rng.choice(['pk', '_global_', 'nest.in'])}: {rng.choice(groups[group])}")
+        elif r < 0.4:
+            entries.append(f"  - {group}: null")
+        else:
+            entries.append(f"  - {group}: {rng.choice(groups[group])}")
+    if rng.random() < 0.7:
+        entries.insert(rng.randint(0, len(entries)), "  - _self_")
+    (root / "main.yaml").write_text("defaults:\n" + "\n".join(entries) + "\nshared: main\ntop: 1\n")
+    return [rng.choice(["g1=a", "g1=b", "g2=y", "+exp=e1", "~g2", "+g3=p", "shared=cli", "+g3@extra=p", "g1@pk=b",
+                        "++top=5", "~g1=a", "~g1=b", "g1@_global_=b", "~g2@nest.in", "g2@nest.in=y", "~g1@pk"])
+            for _ in range(rng.randint(0, 2))]
+
+
+def test_defaults_trees_compose_as_hydra(tmp_path):
+    """120 generated defaults trees: packages of nested group defaults (relative to the including config's
+    package), headers, `_global_`, override keys `group@package`, deletions, appends and duplicates compose to
+    Hydra's config, or both refuse them."""
+    import random
+    import warnings
+    rng = random.Random(7)
+    accepted = 0
+    for i in range(120):
+        root = tmp_path / f"tree{i}"
+        overrides = _random_defaults_tree(rng, root)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # Hydra's "missing _self_" notice
+                theirs = _hydra_compose(root, "main", overrides)
+        except Exception:
+            with pytest.raises(ValueError):
+                modgap.config.compose(root, "main", overrides)
+        else:
+            ours = modgap.config.compose(root, "main", overrides)
+            assert json.dumps(ours) == json.dumps(theirs), ((root / "main.yaml").read_text(), overrides)
+            accepted += 1
+    assert accepted > 60
+
+
 def test_dict_override_keys_follow_hydra_struct_mode(tmp_path):
     config_dir = _sweep_tree(tmp_path)
     with pytest.raises(ValueError, match=r"could not override 'd': 'd.r' is not in the config. To add keys use \+\+d="):
