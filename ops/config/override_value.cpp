@@ -213,7 +213,12 @@ class ValueParser {
     }
     const Lexeme& token = tokens_[at_];
     const size_t first = token.text.find_first_not_of(" \t");
-    const std::string what = first == std::string::npos ? "whitespace" : "'" + token.text.substr(first, token.text.find_last_not_of(" \t") - first + 1) + "'";
+    std::string what = "whitespace";
+    if (first != std::string::npos) {  // the token without the whitespace punctuation tokens carry
+      what = std::string(1, '\'');
+      what.append(token.text, first, token.text.find_last_not_of(" \t") - first + 1);
+      what.push_back('\'');
+    }
     fail(context_ + ": unexpected " + what + " at position " + std::to_string(token.begin) + " of the value where " +
          expected + " was expected (Hydra's override grammar; quote the value, or escape the character with a "
          "backslash, for a string)");
