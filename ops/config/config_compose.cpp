@@ -97,11 +97,6 @@ struct TypedScalar {
   }
 };
 
-std::string without_underscores(std::string text) {
-  text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
-  return text;
-}
-
 // PyYAML's construct_yaml_int / construct_yaml_float; nullopt when the digits do not fit.
 std::optional<long long> yaml11_int(const std::string& raw) {
   std::string value = without_underscores(raw);
@@ -988,6 +983,11 @@ Json to_json(const YAML::Node& node) {
 }  // namespace
 
 double python_float(const std::string& text) { return std::strtod(text.c_str(), nullptr); }
+
+std::string without_underscores(std::string text) {
+  text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
+  return text;
+}
 
 std::string python_float_repr(double value) {
   if (std::isnan(value)) return "nan";

@@ -20,4 +20,7 @@ std::string python_float_repr(double value);
 // Python's float(text) for a decimal literal: out-of-range values become +-inf or 0 (std::stod throws).
 double python_float(const std::string& text);
 
+// `text` without its '_' digit separators (Python, YAML 1.1 and Hydra allow them in numbers).
+std::string without_underscores(std::string text);
+
 }  // namespace modgap

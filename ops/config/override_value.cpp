@@ -153,9 +153,23 @@ YAML::Node string_node(const std::string& text) {
   return node;
 }
 
-std::string without_underscores(std::string text) {
-  text.erase(std::remove(text.begin(), text.end(), '_'), text.end());
-  return text;
+// A float as the composer's YAML typing reads it back: Python's repr (always with '.', 'e'), or .inf / .nan.
+YAML::Node float_node(double value) {
+  if (std::isnan(value)) return YAML::Node(".nan");
+  if (std::isinf(value)) return YAML::Node(value < 0 ? "-.inf" : ".inf");
+  return YAML::Node(python_float_repr(value));
+}
+
+// Python's float() of a literal Hydra's FLOAT token or a cast accepts (sign, '_', inf / infinity / nan,
+// any case, surrounding whitespace).
+double python_float_literal(const std::string& text) {
+  std::string lower = without_underscores(text);
+  lower.erase(0, lower.find_first_not_of(" \t\n"));
+  lower.erase(lower.find_last_not_of(" \t\n") + 1);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
+  if (body == "nan") return std::numeric_limits<double>::quiet_NaN();
+  return python_float(lower);  // strtod reads inf / infinity with their sign; 1e400 is inf, as in Python
 }
 
 // A one-token primitive typed as Hydra types it, written in a form the composer's YAML 1.1 typing reads as
@@ -169,16 +183,7 @@ YAML::Node typed_token(const Lexeme& token, const std::string& context) {
         fail(context + ": the integer " + token.text + " does not fit in 64 bits");
       }
     }
-    case Token::Float: {
-      std::string lower = without_underscores(token.text);
-      std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-      const bool negative = lower[0] == '-';
-      const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
-      const double value = body == "nan" ? std::numeric_limits<double>::quiet_NaN() : python_float(lower);
-      if (std::isnan(value)) return YAML::Node(".nan");
-      if (std::isinf(value)) return YAML::Node(negative ? "-.inf" : ".inf");  // inf, or 1e400 as Python reads it
-      return YAML::Node(python_float_repr(value));  // always has '.', 'e', so it reads back as a float
-    }
+    case Token::Float: return float_node(python_float_literal(token.text));
     case Token::Bool: return YAML::Node(token.text[0] == 't' || token.text[0] == 'T' ? "true" : "false");
     case Token::Null: return YAML::Node(YAML::NodeType::Null);
     case Token::Quoted: return string_node(unquote(token.text));
@@ -331,12 +336,6 @@ class ValueParser {
     return python_float(text);
   }
 
-  static YAML::Node float_node(double value) {
-    if (std::isnan(value)) return YAML::Node(".nan");
-    if (std::isinf(value)) return YAML::Node(value < 0 ? "-.inf" : ".inf");
-    return YAML::Node(python_float_repr(value));
-  }
-
   YAML::Node cast(const std::string& to, const YAML::Node& value) {
     if (value.IsSequence()) {
       YAML::Node out(YAML::NodeType::Sequence);
@@ -386,13 +385,7 @@ class ValueParser {
           }
         }
         if (!std::regex_match(text, float_text)) fail(what);
-        std::string lower = without_underscores(text);
-        lower.erase(0, lower.find_first_not_of(" \t\n"));
-        lower.erase(lower.find_last_not_of(" \t\n") + 1);
-        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-        const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
-        if (body == "nan") return float_node(std::numeric_limits<double>::quiet_NaN());
-        return float_node(python_float(lower));  // strtod reads inf / infinity with their sign
+        return float_node(python_float_literal(text));
       }
     }
     if (to == "float") return float_node(number);
