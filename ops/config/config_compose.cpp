@@ -411,10 +411,10 @@ YAML::Node parse_override_value(const Override& override_) {
 
 struct Composer {
   fs::path config_dir;
-  std::map<std::string, std::optional<std::string>> selections;  // override key -> option (nullopt: removed)
+  std::map<std::string, std::optional<std::string>> selections;  // override key -> option (nullopt: group=null)
   std::set<std::string> command_line_groups;                     // groups set with group=option
   std::vector<std::pair<std::string, std::string>> appended;     // +group=option
-  std::set<std::string> removed_configs;                         // ~group or ~path/config
+  std::set<std::string> removed_configs;                         // ~path/config (groups: `deletions`)
   std::map<std::string, std::string> discovered_overrides;       // `override` entries by key, DFS order, last wins
   std::set<std::string> groups_seen;                             // override keys (group[@package]) met in the tree
   std::map<std::string, std::optional<std::string>> deletions;   // ~group[@package][=option] from the command line
