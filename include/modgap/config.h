@@ -19,10 +19,12 @@
 //     0x10 hex, 1:30 sexagesimal, 1e-3 float, .inf), override values as Hydra's override grammar (yes and
 //     010 strings, 1_000 int, inf float); in a string interpolation a value prints as Python's str();
 //     Hydra's backslash escapes (`a\,b`, `f\(x\)`, `\\`) in plain override values make a string;
-//   * interpolation: `${a.b}`, `${a.list.0}`, relative `${.sibling}` / `${..uncle}`, nested `${a.${b}}`,
-//     `${oc.env:VAR}` / `${oc.env:VAR,default}`, `${oc.select:key,default}`; a value that is exactly one
-//     interpolation keeps the referenced node's type (whole subtrees too), a mixed string is a string;
-//     cycles and references to missing keys are errors; `???` values are kept as "???".
+//   * interpolation, read by OmegaConf 2.3's grammar (ops/config/interpolation.cpp): `${a.b}`, `${a.list.0}`,
+//     `${a[0]}`, relative `${.sibling}` / `${..uncle}`, nested `${a.${b}}`, `${oc.env:VAR}` /
+//     `${oc.env:VAR,default}`, `${oc.select:key,default}`, `${oc.decode:text}`; a value that is exactly one
+//     interpolation keeps the referenced node's type (whole subtrees too), a mixed string is a string
+//     (a dict or list inside it prints as Python's str()); `\${x}` is the text `${x}`; cycles and references
+//     to missing keys are errors; `???` values are kept as "???".
 // Every error names the file (or override) and key and says what was wrong.
 #pragma once
 

@@ -30,6 +30,7 @@
 #include <sstream>
 
 #include "ops/common/json.h"
+#include "ops/config/interpolation.h"
 #include "ops/config/override_syntax.h"
 #include "ops/config/override_value.h"
 
@@ -768,44 +769,131 @@ void apply_value_override(YAML::Node& root, const Override& override_) {
 }
 
 // ---- interpolation ----
+// Strings holding "${" are read by OmegaConf's grammar (interpolation.cpp); this part answers what the
+// grammar asks: the node behind `${key}` (OmegaConf's _resolve_key_and_root, split_key and _select_impl)
+// and the resolvers oc.env and oc.select. Nodes are resolved in place, each once: a resolved string that
+// holds "${" (from an escaped `\${`) is never read again.
+
+// Python's repr of a string: single quotes unless the text holds ' and no ", backslash escapes.
+std::string python_string_repr(const std::string& text) {
+  const char quote = text.find('\'') != std::string::npos && text.find('"') == std::string::npos ? '"' : '\'';
+  std::string out(1, quote);
+  for (const char c : text) {
+    const auto byte = static_cast<unsigned char>(c);
+    if (c == quote || c == '\\') {
+      out += '\\';
+      out += c;
+    } else if (c == '\n') {
+      out += "\\n";
+    } else if (c == '\r') {
+      out += "\\r";
+    } else if (c == '\t') {
+      out += "\\t";
+    } else if (byte < 0x20 || byte == 0x7f) {
+      static const char* digits = "0123456789abcdef";
+      out += "\\x";
+      out += digits[byte >> 4];
+      out += digits[byte & 15];
+    } else {
+      out += c;
+    }
+  }
+  return out + quote;
+}
+
+// repr() of a value as OmegaConf prints a config node inside a string: {'k': 1, 'l': [1.0, None]}.
+std::string python_repr(const YAML::Node& node) {
+  if (!node.IsDefined() || node.IsNull()) return "None";
+  if (node.IsMap() || node.IsSequence()) {
+    std::string out(1, node.IsMap() ? '{' : '[');
+    bool first = true;
+    for (const auto& entry : node) {
+      out += first ? "" : ", ";
+      first = false;
+      out += node.IsMap() ? python_repr(entry.first) + ": " + python_repr(entry.second) : python_repr(entry);
+    }
+    return out + (node.IsMap() ? '}' : ']');
+  }
+  if (is_missing(node)) return "'???'";
+  const TypedScalar value = typed_scalar(node);
+  return value.kind == TypedScalar::Kind::String ? python_string_repr(value.text) : python_str(value);
+}
+
+// str() of a value: what a string interpolation inserts.
+std::string python_text(const YAML::Node& node) {
+  if (node.IsMap() || node.IsSequence()) return python_repr(node);
+  return python_str(typed_scalar(node));
+}
+
+// Python's int(text) for a list index (surrounding whitespace, a sign, '_' between digits).
+std::optional<long long> python_int(const std::string& text) {
+  static const std::regex int_re(R"(^\s*[-+]?[0-9](_?[0-9])*\s*$)");
+  if (!std::regex_match(text, int_re)) return std::nullopt;
+  try {
+    return std::stoll(without_underscores(text));
+  } catch (const std::exception&) {
+    return std::nullopt;  // beyond any list's length
+  }
+}
+
+// OmegaConf's split_key: "a.b" -> [a, b], "a[0].b" -> [a, 0, b], "[a]" -> [a]; text between a closing
+// bracket and the next '.' or '[' is skipped, as Python's re.findall skips it.
+std::vector<std::string> omegaconf_split_key(const std::string& key) {
+  static const std::regex head_re(R"(^\.*[^.\[]*)");
+  static const std::regex other_re(R"(\.([^.\[]*)|\[(.*?)\])");
+  std::smatch head;
+  std::regex_search(key, head, head_re);
+  const size_t first_stop = static_cast<size_t>(head.length(0));
+  std::vector<std::string> tokens;
+  std::string part;
+  for (const char c : key.substr(0, first_stop)) {
+    if (c == '.') {
+      tokens.push_back(part);
+      part.clear();
+    } else {
+      part += c;
+    }
+  }
+  tokens.push_back(part);
+  if (first_stop == key.size()) return tokens;
+  if (key[first_stop] == '[' && tokens.back().empty()) tokens.pop_back();
+  const std::string rest = key.substr(first_stop);
+  for (std::sregex_iterator it(rest.begin(), rest.end(), other_re), end; it != end; ++it) {
+    tokens.push_back((*it)[1].matched ? (*it)[1].str() : (*it)[2].str());
+  }
+  return tokens;
+}
 
 struct Resolver {
+  explicit Resolver(YAML::Node config) : root(config), original(YAML::Clone(config)) {}
+
   YAML::Node root;
+  YAML::Node original;  // before resolution: str() of a config node prints its values unresolved, as OmegaConf
   std::vector<std::string> resolving;  // dotted paths being resolved (cycle detection)
+  std::set<std::string> resolved;      // paths (keyed by path_key) whose whole subtree is resolved
+  std::map<std::string, std::vector<std::string>> source_of;  // a container an interpolation copied -> its path
 
   static std::string path_string(const std::vector<std::string>& path) { return path.empty() ? "<root>" : join(path, "."); }
+  static std::string path_key(const std::vector<std::string>& path) { return join(path, "\x1f"); }
 
-  // The node a reference designates, relative to `at` (the path of the node holding the interpolation).
-  YAML::Node lookup(const std::string& reference, const std::vector<std::string>& at, std::vector<std::string>& target_path) {
-    std::vector<std::string> base;
-    std::string rest = reference;
-    if (!rest.empty() && rest[0] == '.') {
-      size_t dots = 0;
-      while (dots < rest.size() && rest[dots] == '.') ++dots;
-      base.assign(at.begin(), at.end() - std::min(at.size(), dots));  // one dot: the sibling's parent
-      rest = rest.substr(dots);
+  bool is_resolved(const std::vector<std::string>& path) const {
+    std::string key;
+    for (size_t i = 0; i <= path.size(); ++i) {
+      if (resolved.count(key)) return true;
+      if (i < path.size()) key += (i ? "\x1f" : "") + path[i];
     }
-    // Brackets are another spelling of a path step: a[0].b == a.0.b
-    std::string normalized;
-    for (const char c : rest) {
-      normalized += (c == '[') ? '.' : (c == ']' ? '\0' : c);
-    }
-    normalized.erase(std::remove(normalized.begin(), normalized.end(), '\0'), normalized.end());
-    target_path = base;
-    for (const auto& part : split_path(normalized)) {
-      target_path.push_back(part);
-    }
-    YAML::Node node = root;
-    for (const auto& part : target_path) {
+    return false;
+  }
+
+  static YAML::Node node_at(const YAML::Node& from, const std::vector<std::string>& path) {
+    YAML::Node node = from;
+    for (const auto& part : path) {
       if (node.IsMap() && child_of(node, part).IsDefined()) {
         node.reset(child_of(node, part));
       } else if (node.IsSequence()) {
-        char* end = nullptr;
-        const long index = std::strtol(part.c_str(), &end, 10);
-        if (*end != '\0' || index < 0 || static_cast<size_t>(index) >= node.size()) {
-          return YAML::Node(YAML::NodeType::Undefined);
-        }
-        node.reset(node[index]);
+        const auto index = python_int(part);
+        if (!index || *index < 0 || static_cast<size_t>(*index) >= node.size()) return YAML::Node(YAML::NodeType::Undefined);
+        node.reset(node[static_cast<size_t>(*index)]);
       } else {
         return YAML::Node(YAML::NodeType::Undefined);
       }
@@ -813,137 +901,193 @@ struct Resolver {
     return node;
   }
 
-  // Resolves the node at `path` in place (scalars with ${...}; containers recursively).
-  void resolve_at(YAML::Node node, const std::vector<std::string>& path) {
-    if (node.IsMap()) {
-      for (auto entry : node) {
-        std::vector<std::string> child = path;
-        child.push_back(entry.first.Scalar());
-        resolve_at(entry.second, child);
-      }
-    } else if (node.IsSequence()) {
-      for (size_t i = 0; i < node.size(); ++i) {
-        std::vector<std::string> child = path;
-        child.push_back(std::to_string(i));
-        resolve_at(node[i], child);
-      }
-    } else if (node.IsScalar() && node.Scalar().find("${") != std::string::npos) {
-      const std::string key = path_string(path);
-      if (std::find(resolving.begin(), resolving.end(), key) != resolving.end()) {
-        fail("interpolation cycle: " + join(resolving, " -> ") + " -> " + key);
-      }
-      resolving.push_back(key);
-      YAML::Node value = evaluate_string(node.Scalar(), path);
-      resolving.pop_back();
-      node = value;  // assigns the value into the tree (yaml-cpp nodes are references)
-    }
-  }
+  // Resolves the node at `path` in place (strings with "${"; containers recursively).
+  void resolve_at(YAML::Node node, const std::vector<std::string>& path);
 
-  // A resolver's default argument, typed as OmegaConf's interpolation grammar types it: its primitives are
-  // those of Hydra's override grammar (1e3 a float, true / null any case, yes / 0x10 strings, quotes).
-  static YAML::Node resolver_argument(const std::string& text, const std::string& where) {
-    const size_t last = text.find_last_not_of(" \t");
-    return parse_hydra_value(last == std::string::npos ? "" : text.substr(0, last + 1), where);
-  }
+  // The node `key` designates from the node at `at` (OmegaConf's node interpolation, or oc.select when
+  // `selecting`: then a missing key, ??? or a step through a non-container gives nullopt, not an error).
+  std::optional<InterpolatedValue> select(const std::string& key, const std::vector<std::string>& at,
+                                          const std::string& where, bool selecting);
 
-  // Resolves one ${...} body (already free of nested interpolations) to a node.
-  YAML::Node evaluate_reference(const std::string& body, const std::vector<std::string>& at) {
-    const std::string where = "interpolation ${" + body + "} at '" + path_string(at) + "'";
-    const auto colon = body.find(':');
-    if (colon != std::string::npos) {
-      const std::string resolver = body.substr(0, colon);
-      const std::string args = body.substr(colon + 1);
-      const auto comma = args.find(',');
-      const std::string first = args.substr(0, comma);
-      const std::optional<std::string> fallback =
-          comma == std::string::npos ? std::nullopt : std::optional<std::string>(args.substr(comma + 1));
-      if (resolver == "oc.env") {
-        if (const char* value = std::getenv(first.c_str())) {
-          YAML::Node out{std::string(value)};
-          out.SetTag("!");  // environment values are strings (OmegaConf 2.1+)
-          return out;
-        }
-        if (fallback) {
-          // OmegaConf returns str() of a non-string default (`${oc.env:X,1}` is "1", `true` is "True") and
-          // None for null.
-          const YAML::Node value = resolver_argument(*fallback, where);
-          if (value.IsNull()) return value;
-          if (!value.IsScalar()) fail(where + ": the default of oc.env must be a string, a number, a boolean or null");
-          YAML::Node out{python_str(typed_scalar(value))};
-          out.SetTag("!");
-          return out;
-        }
-        fail(where + ": environment variable '" + first + "' is not set and no default was given");
-      }
-      if (resolver == "oc.select") {
-        std::vector<std::string> target_path;
-        YAML::Node target = lookup(first, at, target_path);
-        if (!target.IsDefined() || is_missing(target)) {
-          return fallback ? resolver_argument(*fallback, where) : YAML::Node(YAML::NodeType::Null);
-        }
-        resolve_at(target, target_path);
-        return YAML::Clone(lookup(first, at, target_path));
-      }
-      fail(where + ": unknown resolver '" + resolver + "' (supported: oc.env, oc.select)");
-    }
-    std::vector<std::string> target_path;
-    YAML::Node target = lookup(body, at, target_path);
-    if (!target.IsDefined()) {
-      fail(where + ": key '" + path_string(target_path) + "' not found");
-    }
-    if (is_missing(target)) {
-      fail(where + ": '" + path_string(target_path) + "' is missing (?\?\?); set it, e.g. " +
-           path_string(target_path) + "=...");
-    }
-    resolve_at(target, target_path);
-    return YAML::Clone(lookup(body, at, target_path));
-  }
-
-  YAML::Node evaluate_string(const std::string& text, const std::vector<std::string>& at) {
-    // Innermost-first: find a ${ whose body has no further ${ before its closing brace.
-    std::string current = text;
-    for (;;) {
-      size_t open = std::string::npos;
-      for (size_t i = 0; i + 1 < current.size(); ++i) {
-        if (current[i] == '$' && current[i + 1] == '{' && (i == 0 || current[i - 1] != '\\')) {
-          open = i;
-        }
-        if (open != std::string::npos && current[i] == '}') {
-          break;
-        }
-      }
-      if (open == std::string::npos) {
-        break;
-      }
-      const size_t close = current.find('}', open);
-      if (close == std::string::npos) {
-        fail("interpolation at '" + path_string(at) + "': unterminated ${ in '" + text + "'");
-      }
-      const std::string body = current.substr(open + 2, close - open - 2);
-      const bool whole = open == 0 && close == current.size() - 1;
-      YAML::Node value = evaluate_reference(body, at);
-      if (whole) {
-        return value;  // exactly one interpolation: the referenced node itself, type preserved
-      }
-      if (!value.IsScalar() && !value.IsNull()) {
-        fail("interpolation ${" + body + "} at '" + path_string(at) + "': cannot insert " + kind_name(value) +
-             " into a string");
-      }
-      current = current.substr(0, open) + python_str(typed_scalar(value)) + current.substr(close + 1);
-    }
-    // Unescape \${ and mark the result as a string.
-    std::string out;
-    for (size_t i = 0; i < current.size(); ++i) {
-      if (current[i] == '\\' && i + 2 < current.size() && current[i + 1] == '$' && current[i + 2] == '{') {
-        continue;
-      }
-      out += current[i];
-    }
-    YAML::Node result(out);
-    result.SetTag("!");
-    return result;
-  }
+  InterpolatedValue call(const std::string& name, const std::vector<InterpolatedValue>& arguments,
+                         const std::vector<std::string>& at, const std::string& where);
 };
+
+// The grammar's questions for one string, asked from the node at `at`.
+class NodeContext : public InterpolationHost {
+ public:
+  NodeContext(Resolver& resolver, std::vector<std::string> at) : resolver_(resolver), at_(std::move(at)) {}
+
+  InterpolatedValue select(const std::string& key, const std::string& spelled) override {
+    const std::string where = "interpolation " + spelled + " at '" + Resolver::path_string(at_) + "'";
+    return *resolver_.select(key, at_, where, /*selecting=*/false);
+  }
+  InterpolatedValue call(const std::string& name, const std::vector<InterpolatedValue>& arguments,
+                         const std::string& spelled) override {
+    return resolver_.call(name, arguments, at_, "interpolation " + spelled + " at '" + Resolver::path_string(at_) + "'");
+  }
+  std::string text_of(const YAML::Node& node) override { return python_text(node); }
+
+ private:
+  Resolver& resolver_;
+  std::vector<std::string> at_;
+};
+
+void Resolver::resolve_at(YAML::Node node, const std::vector<std::string>& path) {
+  if (is_resolved(path)) return;
+  if (node.IsMap()) {
+    for (auto entry : node) {
+      std::vector<std::string> child = path;
+      child.push_back(entry.first.Scalar());
+      resolve_at(entry.second, child);
+    }
+  } else if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) {
+      std::vector<std::string> child = path;
+      child.push_back(std::to_string(i));
+      resolve_at(node[i], child);
+    }
+  } else if (node.IsScalar() && has_interpolation(node.Scalar()) &&
+             typed_scalar(node).kind == TypedScalar::Kind::String) {
+    const std::string key = path_string(path);
+    if (std::find(resolving.begin(), resolving.end(), key) != resolving.end()) {
+      fail("interpolation cycle: " + join(resolving, " -> ") + " -> " + key);
+    }
+    resolving.push_back(key);
+    NodeContext context(*this, path);
+    const InterpolatedValue value = resolve_string(node.Scalar(), context, "interpolation at '" + key + "'");
+    resolving.pop_back();
+    node = value.node;  // assigns the value into the tree (yaml-cpp nodes are references)
+    if (value.from_config && (value.node.IsMap() || value.node.IsSequence())) {
+      source_of[path_key(path)] = value.source;
+    }
+  }
+  resolved.insert(path_key(path));
+}
+
+std::optional<InterpolatedValue> Resolver::select(const std::string& key, const std::vector<std::string>& at,
+                                                  const std::string& where, bool selecting) {
+  // _resolve_key_and_root: a key with leading dots starts at the container holding `at` (one dot) or
+  // further up (one level per extra dot); any other key starts at the root.
+  std::vector<std::string> base;
+  std::string rest = key;
+  if (!rest.empty() && rest[0] == '.') {
+    base.assign(at.begin(), at.end() - (at.empty() ? 0 : 1));
+    rest = rest.substr(1);
+    while (!rest.empty() && rest[0] == '.') {
+      if (base.empty()) fail(where + ": '" + key + "' goes above the top of the config");
+      base.pop_back();
+      rest = rest.substr(1);
+    }
+  }
+  std::vector<std::string> path;
+  std::vector<std::string> source;
+  YAML::Node node = root;
+  // One step into `part`: nullopt when there is nothing there.
+  auto step = [&](const std::string& part) -> bool {
+    if (node.IsSequence() && !python_int(part)) {
+      fail(where + ": index '" + part + "' of the list '" + path_string(path) + "' is not an int");
+    }
+    // (A yaml-cpp node cannot be assigned an undefined one: the lookup makes a fresh handle.)
+    const YAML::Node child = node_at(node, {part});
+    if (!child.IsDefined()) return false;
+    path.push_back(part);
+    source.push_back(part);
+    if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+    node.reset(child);
+    return true;
+  };
+  for (const auto& part : base) step(part);  // containers above `at`: always there
+  const std::vector<std::string> parts = rest.empty() ? std::vector<std::string>{} : omegaconf_split_key(rest);
+  auto not_found = [&]() -> std::optional<InterpolatedValue> {
+    if (selecting) return std::nullopt;
+    std::vector<std::string> wanted = base;
+    wanted.insert(wanted.end(), parts.begin(), parts.end());
+    fail(where + ": key '" + path_string(wanted) + "' not found");
+  };
+  auto missing = [&]() -> std::optional<InterpolatedValue> {
+    if (selecting) return std::nullopt;
+    fail(where + ": '" + path_string(path) + "' is missing (?\?\?); set it, e.g. " + path_string(path) + "=...");
+  };
+  for (size_t i = 0; i < parts.size(); ++i) {
+    if (!step(parts[i])) return not_found();
+    if (i + 1 == parts.size()) break;
+    if (is_missing(node)) return missing();
+    if (node.IsScalar() && !is_resolved(path)) {  // a step through an interpolation follows it
+      resolve_at(node, path);
+      node.reset(node_at(root, path));
+      if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+    }
+    if (!node.IsMap() && !node.IsSequence()) {
+      if (selecting) return std::nullopt;
+      fail(where + ": '" + path_string(path) + "' is not a container and thus cannot contain '" + parts[i + 1] + "'");
+    }
+  }
+  if (is_missing(node)) return missing();
+  resolve_at(node, path);
+  node.reset(node_at(root, path));
+  if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+  InterpolatedValue value;
+  value.node = YAML::Clone(node);
+  if (value.node.IsScalar() && typed_scalar(value.node).kind == TypedScalar::Kind::String) {
+    value.node.SetTag("!");  // a string from now on, whatever a retyping would make of it
+  }
+  if (node.IsMap() || node.IsSequence()) {
+    const YAML::Node unresolved = node_at(original, source);
+    value.text = python_repr(unresolved.IsDefined() ? unresolved : node);
+    value.from_config = true;
+    value.source = source;
+  } else {
+    value.text = python_text(node);
+  }
+  return value;
+}
+
+InterpolatedValue Resolver::call(const std::string& name, const std::vector<InterpolatedValue>& arguments,
+                                 const std::vector<std::string>& at, const std::string& where) {
+  const auto is_string = [](const InterpolatedValue& value) {
+    return value.node.IsScalar() && typed_scalar(value.node).kind == TypedScalar::Kind::String;
+  };
+  if (name == "oc.env" || name == "oc.select") {
+    if (arguments.empty() || arguments.size() > 2) {
+      fail(where + ": " + name + " takes a key and an optional default, got " + std::to_string(arguments.size()) +
+           " arguments");
+    }
+    if (!is_string(arguments[0])) {
+      fail(where + ": the key of " + name + " must be a string, got " + arguments[0].text);
+    }
+  }
+  if (name == "oc.env") {
+    if (const char* value = std::getenv(arguments[0].text.c_str())) {
+      return {string_node(value), value, false, {}};  // environment values are strings (OmegaConf 2.1+)
+    }
+    if (arguments.size() == 2) {
+      // OmegaConf returns str() of a default (`${oc.env:X,1}` is "1", `true` "True") and None for null.
+      if (arguments[1].node.IsNull()) return {YAML::Node(YAML::NodeType::Null), "None", false, {}};
+      return {string_node(arguments[1].text), arguments[1].text, false, {}};
+    }
+    fail(where + ": environment variable '" + arguments[0].text + "' is not set and no default was given");
+  }
+  if (name == "oc.select") {
+    // select_value(absolute_key=True): a plain key starts at the root, a dotted one at the container.
+    if (auto value = select(arguments[0].text, at, where, /*selecting=*/true)) return *value;
+    if (arguments.size() == 2) return arguments[1];
+    return {YAML::Node(YAML::NodeType::Null), "None", false, {}};
+  }
+  if (name == "oc.decode") {
+    // decode(expr): None stays None, a string is read as one grammar element, anything else is an error.
+    if (arguments.size() != 1) {
+      fail(where + ": oc.decode takes one argument, got " + std::to_string(arguments.size()));
+    }
+    if (arguments[0].node.IsNull()) return arguments[0];
+    if (!is_string(arguments[0])) {
+      fail(where + ": oc.decode takes a string or null, got " + arguments[0].text);
+    }
+    NodeContext context(*this, at);
+    return decode_element(arguments[0].text, context, where);
+  }
+  fail(where + ": unknown resolver '" + name + "' (supported: oc.env, oc.select, oc.decode)");
+}
 
 // ---- output ----
 
@@ -1098,7 +1242,7 @@ ComposedConfig compose_config(const std::string& config_dir, const std::string& 
   for (const auto& override_ : value_overrides) {
     apply_value_override(config, override_);
   }
-  Resolver resolver{config, {}};
+  Resolver resolver(config);
   resolver.resolve_at(config, {});
 
   YAML::Emitter emitter;

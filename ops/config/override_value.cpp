@@ -25,6 +25,31 @@
 
 namespace modgap {
 
+YAML::Node string_node(const std::string& text) {
+  YAML::Node node(text);
+  node.SetTag("!");  // a string whatever it looks like (the YAML typing leaves "!" scalars alone)
+  return node;
+}
+
+// A float as the composer's YAML typing reads it back: Python's repr (always with '.', 'e'), or .inf / .nan.
+YAML::Node float_node(double value) {
+  if (std::isnan(value)) return YAML::Node(".nan");
+  if (std::isinf(value)) return YAML::Node(value < 0 ? "-.inf" : ".inf");
+  return YAML::Node(python_float_repr(value));
+}
+
+// Python's float() of a literal Hydra's FLOAT token or a cast accepts (sign, '_', inf / infinity / nan,
+// any case, surrounding whitespace).
+double python_float_literal(const std::string& text) {
+  std::string lower = without_underscores(text);
+  lower.erase(0, lower.find_first_not_of(" \t\n"));
+  lower.erase(lower.find_last_not_of(" \t\n") + 1);
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
+  if (body == "nan") return std::numeric_limits<double>::quiet_NaN();
+  return python_float(lower);  // strtod reads inf / infinity with their sign; 1e400 is inf, as in Python
+}
+
 namespace {
 
 [[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
@@ -145,31 +170,6 @@ std::string unquote(const std::string& token) {
     out += body[at++];
   }
   return out;
-}
-
-YAML::Node string_node(const std::string& text) {
-  YAML::Node node(text);
-  node.SetTag("!");  // a string whatever it looks like (the YAML typing leaves "!" scalars alone)
-  return node;
-}
-
-// A float as the composer's YAML typing reads it back: Python's repr (always with '.', 'e'), or .inf / .nan.
-YAML::Node float_node(double value) {
-  if (std::isnan(value)) return YAML::Node(".nan");
-  if (std::isinf(value)) return YAML::Node(value < 0 ? "-.inf" : ".inf");
-  return YAML::Node(python_float_repr(value));
-}
-
-// Python's float() of a literal Hydra's FLOAT token or a cast accepts (sign, '_', inf / infinity / nan,
-// any case, surrounding whitespace).
-double python_float_literal(const std::string& text) {
-  std::string lower = without_underscores(text);
-  lower.erase(0, lower.find_first_not_of(" \t\n"));
-  lower.erase(lower.find_last_not_of(" \t\n") + 1);
-  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
-  const std::string body = lower[0] == '-' || lower[0] == '+' ? lower.substr(1) : lower;
-  if (body == "nan") return std::numeric_limits<double>::quiet_NaN();
-  return python_float(lower);  // strtod reads inf / infinity with their sign; 1e400 is inf, as in Python
 }
 
 // A one-token primitive typed as Hydra types it, written in a form the composer's YAML 1.1 typing reads as

@@ -13,4 +13,12 @@ namespace modgap {
 // value outside the grammar throws ConfigError naming `context` and the position.
 YAML::Node parse_hydra_value(const std::string& text, const std::string& context);
 
+// Scalars as the composer's tree holds them, shared with the interpolation grammar (interpolation.cpp):
+// a string tagged "!" (never retyped), a float in a form the YAML 1.1 typing reads back as that float.
+YAML::Node string_node(const std::string& text);
+YAML::Node float_node(double value);
+
+// Python's float() of a FLOAT token of Hydra's or OmegaConf's grammar (sign, '_', inf / nan in any case).
+double python_float_literal(const std::string& text);
+
 }  // namespace modgap

@@ -5,7 +5,8 @@
 Supported: defaults lists (groups, ``override``, ``optional``, ``@package``, ``_self_``), command-line
 overrides (``key=value``, ``+key=value``, ``++key=value``, ``~key``, ``group=option``, ``+group=option``,
 ``~group``) and OmegaConf interpolation (``${a.b}``, ``${.sibling}``, ``${oc.env:VAR,default}``,
-``${oc.select:key,default}``). See include/modgap/config.h for the exact subset.
+``${oc.select:key,default}``, ``${oc.decode:text}``, read by OmegaConf's grammar). See
+include/modgap/config.h for the exact subset.
 
 Multirun (Hydra's BasicSweeper): ``compose`` refuses a sweep; ``sweep`` lists its jobs and
 ``compose_multirun`` composes each one::

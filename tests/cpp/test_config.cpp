@@ -161,6 +161,24 @@ TEST_F(ConfigTest, InterpolationPreservesTypesAndResolvesRelativePaths) {
             R"({"model":{"dim":512,"width":512,"heads":8},"train":{"heads":8,"name":"vit_512","copy":{"dim":512,"width":512,"heads":8},"items":["a","b"],"second":"b"},"pick":"dim","nested":512,"flt":1e-04,"escaped":"${model.dim}"})");
 }
 
+// OmegaConf 2.3's grammar (expectations checked against OmegaConf.to_container(resolve=True) on the same files).
+TEST_F(ConfigTest, InterpolationsFollowOmegaConfsGrammar) {
+  write("c.yaml",
+        "x: 1\nesc: '\\${x}'\nref: ${esc}\ntext: 'p${esc}'\npair: '\\\\${x}'\nodd: '\\\\\\${x}'\nspaced: ${ x }\n"
+        "d: {k: 1, s: '${x}'}\nshown: 'd=${d}'\nalias: ${d}\nthrough: ${alias.k}\nq: '${oc.select:nope,\"a,b\"}'\n"
+        "decoded: ${oc.decode:'[1, ${x}]'}\n");
+  EXPECT_EQ(composed("c"),
+            R"({"x":1,"esc":"${x}","ref":"${x}","text":"p${x}","pair":"\\1","odd":"\\${x}","spaced":1,)"
+            R"("d":{"k":1,"s":1},"shown":"d={'k': 1, 's': '${x}'}","alias":{"k":1,"s":1},"through":1,"q":"a,b",)"
+            R"("decoded":[1,1]})");
+  write("dot.yaml", "x: {y: 1}\na: ${x.}\n");
+  EXPECT_NE(error("dot").find("'${x.}' in '${x.}' is not a config key"), std::string::npos) << error("dot");
+  write("up.yaml", "x: 1\na: ${..x}\n");
+  EXPECT_NE(error("up").find("'..x' goes above the top of the config"), std::string::npos) << error("up");
+  write("space.yaml", "x: 1\na: ${x y}\n");
+  EXPECT_NE(error("space").find("' ' at position 3 of '${x y}' is not allowed there"), std::string::npos);
+}
+
 TEST_F(ConfigTest, EnvironmentAndSelectResolvers) {
   ::setenv("MODGAP_TEST_VAR", "42", 1);
   write("c.yaml", "a: ${oc.env:MODGAP_TEST_VAR}\nb: ${oc.env:MODGAP_UNSET_VAR,7}\nc: ${oc.select:nope,fallback}\nd: ${oc.select:a}\n");

@@ -416,3 +416,127 @@ def test_yaml_scalars_typed_and_interpolated_as_omegaconf(tmp_path):
             same = (isinstance(a, float) and isinstance(b, float) and math.isnan(a) and math.isnan(b)) or (
                 a == b and type(a) is type(b))
             assert same, (value, key, a, b)
+
+
+# ---- string interpolation against OmegaConf, on generated strings ----
+
+_INTERPOLATION_BASE = (
+    "x: 1\ns: hello\nf: 1.5\nb: true\nz: null\nm: ???\nk: k\nkd: d.k\nkn: 1\n"
+    "d: {k: 1, s: 'a', e: '\\${x}', n: {q: 2}, i: '${x}'}\nl: [1, 'b', {a: 2}, '${s}']\nr: ${d}\n"
+    "w:\n  x: 7\n  v: ${..x}\n")
+_NODE_KEYS = ["x", " x ", "s", "f", "b", "z", "d", "d.k", "d[k]", "[d].k", "l", "l[1]", "l.2.a", "l[2].a", "d.${k}",
+              "d[${k}]", "r.k", "r.e", "r", "d.e", ".x", "w.v", "d.n.q", "kn", "d.i", "l.3", "r.n", "..x", "x  ", "r.i", "w"]
+_BAD_NODE_KEYS = ["m", "l.9", "l.x", "${kd}", "nope", "d.nope", "x.y", "d.", "", ".", "d..k", "l[-1]", "d[k", "d.${kn}",
+                  "d. k"]
+_RESOLVER_ARGUMENTS = ["1", "1.5", "'q'", "\"q\"", "a b", "${x}", "[1, ${x}]", "{a: 1}", "\\,", "", "'${d}'", "null",
+                       "true", "${d}", "x", ".x", "d.k", "'a${x}b'", "a${x}b", "\\\\", "$", "-", "{a: ${x}, b: [2]}",
+                       " 2 ", "'it\\'s'", "inf", "1_0"]
+_DECODED = ["'1'", "'[1, ${x}]'", "'{a: 1}'", "${s}", "'${d.s}'", "' 2 '", "null", "'a b'", "\\\\,", "'\\\\''", "1",
+            "'\\\\${x}'", "\\\\}", "'  '"]
+_TEXT = ["p", " ", "\\", "\\\\", "$", "{", "}", "'", "\"", ":", ",", "[", "]", ".", "\\$", "$$", "\\${x}", "\\\\${x}",
+         "\\\\\\${x}", "é", "ab c", "\\\\\\"] * 3 + ["${"]
+_CHARACTERS = ["$", "{", "}", "[", "]", ".", ":", ",", "'", "\"", "\\", " ", "x", "d", "k", "l", "1", "${", "oc.select:",
+               "oc.decode:", "oc.env:", "${x}", "${d", "}", "-", "_", "\t", "e", "a", "é", "=", "(", ")", "%", "@", "?",
+               "|", "\\,", "null", "True", "1.5"]
+
+
+def _random_interpolation(rng, depth=0):
+    if rng.random() < 0.55 or depth > 1:
+        return "${" + rng.choice(_BAD_NODE_KEYS if rng.random() < 0.08 else _NODE_KEYS) + "}"
+    resolver = rng.choice(["oc.select", "oc.env", "oc.select", "oc.decode", "oc.decode"] * 5 + ["nope"])
+    if resolver == "oc.decode":
+        arguments = [rng.choice(_DECODED)] + ([rng.choice(_RESOLVER_ARGUMENTS)] if rng.random() < 0.1 else [])
+    else:
+        key = rng.choice(["y", "x", "NOPE_VAR", "d.k", ".x", "m", "l.1", "x.y", "HOME_NOPE", "${k}", "'x'", "d", "r.e",
+                          "l"] * 3 + ["1", "l.x"])
+        arguments = [key] + [rng.choice(_RESOLVER_ARGUMENTS) if rng.random() < 0.8 else _random_interpolation(rng, depth + 1)
+                             for _ in range(rng.choice([0, 1, 1, 1, 1, 1, 1, 2]))]
+    return "${" + resolver + ":" + rng.choice([",", ", ", " ,"]).join(arguments) + "}"
+
+
+def _random_interpolated_string(rng):
+    parts = [_random_interpolation(rng) if rng.random() < 0.6 else rng.choice(_TEXT) for _ in range(rng.choice([1, 1, 2, 3]))]
+    if not any("${" in part for part in parts):
+        parts.append(_random_interpolation(rng))
+    text = "".join(parts)
+    if rng.random() < 0.1 and len(text) > 3:
+        cut = rng.randrange(len(text))
+        text = text[:cut] + text[cut + 1:]
+    return text
+
+
+def _random_character_string(rng):
+    text = "".join(rng.choice(_CHARACTERS) for _ in range(rng.randint(1, 8)))
+    if "${" not in text:
+        cut = rng.randrange(len(text) + 1)
+        text = text[:cut] + "${" + text[cut:]
+    return text
+
+
+def _yaml_quoted(text):
+    return "'" + text.replace("'", "''") + "'"
+
+
+@pytest.mark.parametrize("generator, count, minimum_accepted", [
+    (_random_interpolated_string, 300, 90), (_random_character_string, 1000, 60)])
+def test_interpolations_resolve_as_omegaconf(tmp_path, generator, count, minimum_accepted):
+    """Generated strings holding `${`: node keys (relative, [brackets], nested `${}` keys, through a copied
+    dict), oc.select / oc.env / oc.decode with quoted, list, dict and nested arguments, escapes (`\\${`,
+    backslash runs before an interpolation), str() of containers inside text, and random characters of the
+    grammar. Each resolves to OmegaConf 2.3's value (same JSON, same key order), or both refuse it."""
+    import random
+    import warnings
+    rng = random.Random(20261208 + count)
+    accepted = 0
+    for _ in range(count):
+        values = [generator(rng) for _ in range(2 if generator is _random_interpolated_string else 1)]
+        text = _INTERPOLATION_BASE + "".join(f"v{j}: {_yaml_quoted(v)}\n" for j, v in enumerate(values))
+        if generator is _random_interpolated_string:
+            text += f"u:\n  x: 3\n  t: {_yaml_quoted(generator(rng))}\n"  # a relative ${.x} / ${..x} one level down
+        (tmp_path / "c.yaml").write_text(text)
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # OmegaConf warns about empty resolver arguments
+                theirs = OmegaConf.to_container(OmegaConf.create(text), resolve=True)
+        except Exception:
+            with pytest.raises(ValueError):
+                modgap.config.compose(tmp_path, "c", [])
+        else:
+            ours = modgap.config.compose(tmp_path, "c", [])
+            assert json.dumps(ours) == json.dumps(theirs), values
+            accepted += 1
+    assert accepted >= minimum_accepted  # the generator reaches both sides
+
+
+@pytest.mark.parametrize("text, expected", [
+    # an escaped interpolation is text, also once another key refers to it
+    ("x: 1\na: '\\${x}'\nb: ${a}\nc: 'p${a}'\n", {"x": 1, "a": "${x}", "b": "${x}", "c": "p${x}"}),
+    # a backslash pair before an interpolation is one backslash, the interpolation resolved
+    ("x: 1\na: '\\\\${x}'\nb: '\\\\\\${x}'\n", {"x": 1, "a": "\\1", "b": "\\${x}"}),
+    ("x: 1\na: ${ x }\nb: 'p${ x }q'\n", {"x": 1, "a": 1, "b": "p1q"}),
+    # str() of a config node inside text prints its values unresolved, as OmegaConf's repr does
+    ("x: 1\nd: {k: 1, s: '${x}'}\nl: [1, 'it''s']\na: 'p${d}'\nb: 'p${l}'\n",
+     {"x": 1, "d": {"k": 1, "s": 1}, "l": [1, "it's"], "a": "p{'k': 1, 's': '${x}'}", "b": "p[1, \"it's\"]"}),
+    ("d: ${e}\ne: {k: 1}\na: ${d.k}\n", {"d": {"k": 1}, "e": {"k": 1}, "a": 1}),
+    ("x: 1\na: ${oc.decode:'[1, ${x}]'}\nb: '${oc.select:y,{q: ${x}}}'\n", {"x": 1, "a": [1, 1], "b": {"q": 1}}),
+])
+def test_interpolation_cases_as_omegaconf(tmp_path, text, expected):
+    (tmp_path / "c.yaml").write_text(text)
+    assert OmegaConf.to_container(OmegaConf.create(text), resolve=True) == expected  # the oracle agrees
+    assert modgap.config.compose(tmp_path, "c", []) == expected
+
+
+@pytest.mark.parametrize("text, message", [
+    ("x: {y: 1}\na: ${x.}\n", r"interpolation at 'a': '\$\{x\.\}' in '\$\{x\.\}' is not a config key"),
+    ("x: 1\na: ${..x}\n", r"interpolation \$\{\.\.x\} at 'a': '\.\.x' goes above the top of the config"),
+    ("x: 1\na: ${x y}\n", r"interpolation at 'a': ' ' at position 3 of '\$\{x y\}' is not allowed there"),
+    ("l: [1]\na: ${l.x}\n", r"interpolation \$\{l\.x\} at 'a': index 'x' of the list 'l' is not an int"),
+    ("x: 1\na: ${x.y}\n", r"'x' is not a container and thus cannot contain 'y'"),
+    ("k: 1\nn: {x: 1}\na: ${n.${k}}\n", r"denotes a config key and must give a string, not 1"),
+])
+def test_interpolation_errors_name_the_key_and_problem(tmp_path, text, message):
+    (tmp_path / "c.yaml").write_text(text)
+    with pytest.raises(Exception):
+        OmegaConf.to_container(OmegaConf.create(text), resolve=True)  # OmegaConf refuses them too
+    with pytest.raises(ValueError, match=message):
+        modgap.config.compose(tmp_path, "c", [])
