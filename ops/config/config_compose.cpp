@@ -956,6 +956,9 @@ void Resolver::resolve_at(YAML::Node node, const std::vector<std::string>& path)
     resolving.push_back(key);
     NodeContext context(*this, path);
     const InterpolatedValue value = resolve_string(node.Scalar(), context, "interpolation at '" + key + "'");
+    if (value.holds_itself) {
+      fail("interpolation cycle: '" + key + "' would hold a container that holds '" + key + "'");
+    }
     resolving.pop_back();
     node = value.node;  // assigns the value into the tree (yaml-cpp nodes are references)
     if (value.from_config && (value.node.IsMap() || value.node.IsSequence())) {
@@ -998,7 +1001,15 @@ std::optional<InterpolatedValue> Resolver::select(const std::string& key, const 
     return true;
   };
   for (const auto& part : base) step(part);  // containers above `at`: always there
-  const std::vector<std::string> parts = rest.empty() ? std::vector<std::string>{} : omegaconf_split_key(rest);
+  if (rest.empty()) {  // the container holding `at`, or one above it (oc.select only: `${.}` does not parse)
+    InterpolatedValue value;
+    value.node = YAML::Clone(node);
+    const YAML::Node unresolved = node_at(original, source);
+    value.text = python_repr(unresolved.IsDefined() ? unresolved : node);
+    value.holds_itself = true;
+    return value;
+  }
+  const std::vector<std::string> parts = omegaconf_split_key(rest);
   auto not_found = [&]() -> std::optional<InterpolatedValue> {
     if (selecting) return std::nullopt;
     std::vector<std::string> wanted = base;

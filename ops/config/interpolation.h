@@ -18,6 +18,9 @@ struct InterpolatedValue {
   std::string text;
   bool from_config = false;
   std::vector<std::string> source;
+  // A container that holds the string being resolved (`${oc.select:''}` selects the root): OmegaConf prints
+  // it inside text, unresolved, and recurses without end when it is the whole value.
+  bool holds_itself = false;
 };
 
 class InterpolationHost {

@@ -519,6 +519,8 @@ def test_interpolations_resolve_as_omegaconf(tmp_path, generator, count, minimum
      {"x": 1, "d": {"k": 1, "s": 1}, "l": [1, "it's"], "a": "p{'k': 1, 's': '${x}'}", "b": "p[1, \"it's\"]"}),
     ("d: ${e}\ne: {k: 1}\na: ${d.k}\n", {"d": {"k": 1}, "e": {"k": 1}, "a": 1}),
     ("x: 1\na: ${oc.decode:'[1, ${x}]'}\nb: '${oc.select:y,{q: ${x}}}'\n", {"x": 1, "a": [1, 1], "b": {"q": 1}}),
+    # oc.select of the container holding the string prints it unresolved
+    ("x: 1\nn: {y: 2, a: 'p${oc.select:.}'}\n", {"x": 1, "n": {"y": 2, "a": "p{'y': 2, 'a': 'p${oc.select:.}'}"}}),
 ])
 def test_interpolation_cases_as_omegaconf(tmp_path, text, expected):
     (tmp_path / "c.yaml").write_text(text)
@@ -533,6 +535,7 @@ def test_interpolation_cases_as_omegaconf(tmp_path, text, expected):
     ("l: [1]\na: ${l.x}\n", r"interpolation \$\{l\.x\} at 'a': index 'x' of the list 'l' is not an int"),
     ("x: 1\na: ${x.y}\n", r"'x' is not a container and thus cannot contain 'y'"),
     ("k: 1\nn: {x: 1}\na: ${n.${k}}\n", r"denotes a config key and must give a string, not 1"),
+    ("x: 1\na: ${oc.select:''}\n", r"interpolation cycle: 'a' would hold a container that holds 'a'"),
 ])
 def test_interpolation_errors_name_the_key_and_problem(tmp_path, text, message):
     (tmp_path / "c.yaml").write_text(text)
