@@ -2,7 +2,8 @@
 // OmegaConfGrammarParser.g4, rule `configValue`) and evaluated as its GrammarVisitor evaluates it. The
 // composer used to substitute `${...}` bodies into the string innermost-first; a fuzz against OmegaConf
 // found that this re-read escaped text (`\${x}` became the value of x once another key referred to it),
-// kept `\\${x}` unresolved, refused `${ x }` and str() of a container, and accepted `${x.}`.
+// kept `\\${x}` unresolved, refused `${ x }` and str() of a container, and accepted `${x.}` (and, in the
+// composer's key lookup, resolved `${..x}` at the top from the root).
 //
 // Lexer: five modes, as in the .g4 file. At each position the longest match among the current mode's
 // rules wins, ties going to the rule listed first (ANTLR). Modes change on tokens: `${` pushes
@@ -25,9 +26,8 @@
 
 #include <modgap/config.h>
 
-#include <cstring>
-#include <regex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ops/config/override_syntax.h"
@@ -102,18 +102,10 @@ class Lexer {
   }
 
  private:
-  size_t whitespace(size_t at) const {
-    size_t end = at;
-    while (end < text_.size() && (text_[end] == ' ' || text_[end] == '\t')) ++end;
-    return end - at;
-  }
+  size_t whitespace(size_t at) const { return whitespace_length(text_, at); }
 
-  // WS? c WS?, each whitespace optional per rule.
   size_t punctuation(size_t at, char c, bool space_before, bool space_after) const {
-    size_t length = space_before ? whitespace(at) : 0;
-    if (at + length >= text_.size() || text_[at + length] != c) return 0;
-    ++length;
-    return length + (space_after ? whitespace(at + length) : 0);
+    return punctuation_length(text_, at, c, space_before, space_after);
   }
 
   size_t inter_open(size_t at) const {
@@ -129,7 +121,7 @@ class Lexer {
   // ~[stop]* ~[\\ stop]: the longest run free of `stop` characters that does not end with a backslash.
   size_t plain_text(size_t at, const char* stop) const {
     size_t end = at;
-    while (end < text_.size() && std::strchr(stop, text_[end]) == nullptr) ++end;
+    while (end < text_.size() && std::string_view(stop).find(text_[end]) == std::string_view::npos) ++end;
     while (end > at && text_[end - 1] == '\\') --end;
     return end - at;
   }
@@ -147,26 +139,8 @@ class Lexer {
 
   size_t backslash_pairs(size_t at) const { return backslashes(at) / 2 * 2; }
 
-  static size_t regex_length(const std::string& text, size_t at, const std::regex& pattern) {
-    std::smatch match;
-    if (!std::regex_search(text.begin() + static_cast<std::ptrdiff_t>(at), text.end(), match, pattern,
-                           std::regex_constants::match_continuous)) {
-      return 0;
-    }
-    return static_cast<size_t>(match.length(0));
-  }
-
   std::vector<Rule> rules_of(Mode mode, size_t at) const {
-    static const std::string kInt = "(?:0|[1-9](?:_?[0-9])*)";
-    static const std::string kDigits = "[0-9](?:_?[0-9])*";
-    static const std::string kPointFloat = "(?:" + kInt + "?\\." + kDigits + "|" + kInt + "\\.)";
-    static const std::regex float_re("[+-]?(?:(?:" + kPointFloat + "|" + kInt + ")[eE][+-]?" + kDigits + "|" +
-                                     kPointFloat + "|[Ii][Nn][Ff]|[Nn][Aa][Nn])");
-    static const std::regex int_re("[+-]?" + kInt);
-    static const std::regex bool_re("[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]");
-    static const std::regex null_re("[Nn][Uu][Ll][Ll]");
-    static const std::regex id_re("[a-zA-Z_][a-zA-Z0-9_\\-]*");
-    static const std::regex escape_re(R"((?:\\\\|\\[()\[\]{}:=, \t])+)");
+    const ValueTokenPatterns& value = value_token_patterns();  // VALUE_MODE's rules, shared with Hydra's grammar
     const char c = text_[at];
     switch (mode) {
       case Mode::Default:
@@ -186,24 +160,24 @@ class Lexer {
                 {punctuation(at, '[', false, true), Token::BracketOpen},
                 {punctuation(at, ']', true, false), Token::BracketClose},
                 {punctuation(at, ':', true, true), Token::Colon},
-                {regex_length(text_, at, float_re), Token::Float},
-                {regex_length(text_, at, int_re), Token::Int},
-                {regex_length(text_, at, bool_re), Token::Bool},
-                {regex_length(text_, at, null_re), Token::Null},
-                {std::strchr("/-\\+.$%*@?|", c) != nullptr && c != '\0' ? 1u : 0u, Token::UnquotedChar},
-                {regex_length(text_, at, id_re), Token::Id},
-                {regex_length(text_, at, escape_re), Token::Esc},
+                {regex_length(text_, at, value.float_re), Token::Float},
+                {regex_length(text_, at, value.int_re), Token::Int},
+                {regex_length(text_, at, value.bool_re), Token::Bool},
+                {regex_length(text_, at, value.null_re), Token::Null},
+                {value.unquoted_chars.find(c) != std::string::npos ? 1u : 0u, Token::UnquotedChar},
+                {regex_length(text_, at, value.id_re), Token::Id},
+                {regex_length(text_, at, value.escape_re), Token::Esc},
                 {whitespace(at), Token::Ws}};
       case Mode::Interpolation: {
         size_t key = 0;
-        while (at + key < text_.size() && std::strchr("\\{}()[]:. \t'\"", text_[at + key]) == nullptr) ++key;
+        while (at + key < text_.size() && std::string_view("\\{}()[]:. \t'\"").find(text_[at + key]) == std::string_view::npos) ++key;
         return {{inter_open(at), Token::InterOpen, ModeChange::PushInterpolation},
                 {punctuation(at, ':', true, true), Token::Colon, ModeChange::SwitchToValue},
                 {punctuation(at, '}', true, false), Token::InterClose, ModeChange::Pop},
                 {c == '.' ? 1u : 0u, Token::Dot},
                 {c == '[' ? 1u : 0u, Token::BracketOpen},
                 {c == ']' ? 1u : 0u, Token::BracketClose},
-                {regex_length(text_, at, id_re), Token::Id},
+                {regex_length(text_, at, value.id_re), Token::Id},
                 {key, Token::InterKey}};
       }
       case Mode::QuotedSingle:
@@ -284,6 +258,14 @@ class Evaluator {
     return value;
   }
 
+  // A token of the text, or an interpolation (resolved) in its place.
+  struct Part {
+    Token type;
+    std::string text;
+    bool interpolated = false;
+    InterpolatedValue value;
+  };
+
   bool is_string(const InterpolatedValue& value) const {
     return value.node.IsScalar() && value.node.Tag() == "!";
   }
@@ -292,13 +274,7 @@ class Evaluator {
   // GrammarVisitor._unescape does (an escaped interpolation keeps `${` and half its backslashes; at the
   // top level backslash pairs are halved only before an interpolation, in quotes also at the end).
   InterpolatedValue composite_text(bool quoted) {
-    struct Piece {
-      Token type;
-      std::string text;
-      bool interpolated = false;
-      InterpolatedValue value;
-    };
-    std::vector<Piece> pieces;
+    std::vector<Part> pieces;
     while (at_ < tokens_.size()) {
       const Token type = tokens_[at_].type;
       if (type == Token::InterOpen) {
@@ -314,7 +290,7 @@ class Evaluator {
     if (pieces.size() == 1 && pieces[0].interpolated) return pieces[0].value;
     std::string out;
     for (size_t i = 0; i < pieces.size(); ++i) {
-      const Piece& piece = pieces[i];
+      const Part& piece = pieces[i];
       const bool before_interpolation = i + 1 < pieces.size() && pieces[i + 1].interpolated;
       const bool last = i + 1 == pieces.size();
       if (piece.interpolated) {
@@ -334,13 +310,7 @@ class Evaluator {
   InterpolatedValue interpolation() {
     const size_t begin = tokens_[at_].begin;
     expect(Token::InterOpen, "'${'");
-    struct Item {
-      Token type;
-      std::string text;
-      bool interpolated = false;
-      InterpolatedValue value;
-    };
-    std::vector<Item> items;
+    std::vector<Part> items;
     for (;;) {
       if (peek(Token::InterOpen)) {
         items.push_back({Token::Id, "", true, interpolation()});
@@ -353,7 +323,7 @@ class Evaluator {
       }
     }
     // A key part or a resolver-name part given by a nested interpolation must resolve to a string.
-    auto part_text = [&](const Item& item, const char* role) {
+    auto part_text = [&](const Part& item, const char* role) {
       if (!item.interpolated) return item.text;
       if (!is_string(item.value)) {
         throw ConfigError(where_ + ": a nested interpolation in '" + text_ + "' denotes " + role +
@@ -361,8 +331,8 @@ class Evaluator {
       }
       return item.value.text;
     };
-    const auto is_name = [](const Item& item) { return item.interpolated || item.type == Token::Id; };
-    const auto is_key = [](const Item& item) { return item.interpolated || item.type == Token::Id || item.type == Token::InterKey; };
+    const auto is_name = [](const Part& item) { return item.interpolated || item.type == Token::Id; };
+    const auto is_key = [](const Part& item) { return item.interpolated || item.type == Token::Id || item.type == Token::InterKey; };
     if (peek(Token::Colon)) {
       // resolverName: (interpolation | ID) ('.' (interpolation | ID))*
       std::string name;
@@ -392,7 +362,7 @@ class Evaluator {
     bool valid = i < items.size();
     bool first = true;
     while (valid && i < items.size()) {
-      const Item& item = items[i];
+      const Part& item = items[i];
       if (!item.interpolated && item.type == Token::BracketOpen) {
         valid = i + 2 < items.size() && is_key(items[i + 1]) && !items[i + 2].interpolated &&
                 items[i + 2].type == Token::BracketClose;
@@ -500,25 +470,20 @@ class Evaluator {
   // primitive (and dictKey, which has no ':' and no interpolation): one token is typed (int, float,
   // bool, null, a string); several concatenate into a string, escapes undone.
   InterpolatedValue primitive(bool dict_key) {
-    struct Piece {
-      const Lexeme* token;
-      bool interpolated = false;
-      InterpolatedValue value;
-    };
-    std::vector<Piece> pieces;
+    std::vector<Part> pieces;
     while (at_ < tokens_.size() && starts_primitive(tokens_[at_].type)) {
       const Token type = tokens_[at_].type;
       if (dict_key && (type == Token::Colon || type == Token::InterOpen)) break;
       if (type == Token::InterOpen) {
-        pieces.push_back({nullptr, true, interpolation()});
+        pieces.push_back({type, "", true, interpolation()});
       } else {
-        pieces.push_back({&tokens_[at_++], false, {}});
+        pieces.push_back({type, tokens_[at_++].text, false, {}});
       }
     }
     if (pieces.empty()) unexpected(dict_key ? "a dict key" : "a value");
     if (pieces.size() == 1) {
       if (pieces[0].interpolated) return pieces[0].value;
-      const Lexeme& token = *pieces[0].token;
+      const Part& token = pieces[0];
       switch (token.type) {
         case Token::Null: return built(YAML::Node(YAML::NodeType::Null));
         case Token::Bool: return built(YAML::Node(token.text[0] == 't' || token.text[0] == 'T' ? "true" : "false"));
@@ -537,11 +502,11 @@ class Evaluator {
       }
     }
     std::string out;
-    for (const Piece& piece : pieces) {
+    for (const Part& piece : pieces) {
       if (piece.interpolated) {
         out += piece.value.text;
       } else {
-        out += piece.token->type == Token::Esc ? unescaped(piece.token->text) : piece.token->text;
+        out += piece.type == Token::Esc ? unescaped(piece.text) : piece.text;
       }
     }
     return string_value(out);

@@ -50,22 +50,6 @@ double python_float_literal(const std::string& text) {
   return python_float(lower);  // strtod reads inf / infinity with their sign; 1e400 is inf, as in Python
 }
 
-namespace {
-
-[[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
-
-// In the lexer file's order: on a tie the earlier rule wins.
-enum class Token {
-  ParenOpen, Comma, ParenClose, BracketOpen, BracketClose, BraceOpen, BraceClose, Colon, Equal,
-  Float, Int, Bool, Null, UnquotedChar, Id, Escape, Whitespace, Quoted, Interpolation
-};
-
-struct Lexeme {
-  Token type;
-  size_t begin;
-  std::string text;
-};
-
 size_t whitespace_length(const std::string& text, size_t at) {
   size_t end = at;
   while (end < text.size() && (text[end] == ' ' || text[end] == '\t')) ++end;
@@ -89,6 +73,38 @@ size_t regex_length(const std::string& text, size_t at, const std::regex& patter
   return static_cast<size_t>(match.length(0));
 }
 
+const ValueTokenPatterns& value_token_patterns() {
+  static const std::string kInt = "(?:0|[1-9](?:_?[0-9])*)";
+  static const std::string kDigits = "[0-9](?:_?[0-9])*";
+  static const std::string kPointFloat = "(?:" + kInt + "?\\." + kDigits + "|" + kInt + "\\.)";
+  static const ValueTokenPatterns patterns{
+      std::regex("[+-]?(?:(?:" + kPointFloat + "|" + kInt + ")[eE][+-]?" + kDigits + "|" + kPointFloat +
+                 "|[Ii][Nn][Ff]|[Nn][Aa][Nn])"),
+      std::regex("[+-]?" + kInt),
+      std::regex("[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]"),
+      std::regex("[Nn][Uu][Ll][Ll]"),
+      std::regex("[a-zA-Z_][a-zA-Z0-9_\\-]*"),
+      std::regex(R"((?:\\\\|\\[()\[\]{}:=, \t])+)"),
+      "/-\\+.$%*@?|"};
+  return patterns;
+}
+
+namespace {
+
+[[noreturn]] void fail(const std::string& message) { throw ConfigError(message); }
+
+// In the lexer file's order: on a tie the earlier rule wins.
+enum class Token {
+  ParenOpen, Comma, ParenClose, BracketOpen, BracketClose, BraceOpen, BraceClose, Colon, Equal,
+  Float, Int, Bool, Null, UnquotedChar, Id, Escape, Whitespace, Quoted, Interpolation
+};
+
+struct Lexeme {
+  Token type;
+  size_t begin;
+  std::string text;
+};
+
 // QUOTED_VALUE: the shortest quoted run whose closing quote follows an even number of backslashes.
 size_t quoted_length(const std::string& text, size_t at) {
   const char quote = text[at];
@@ -103,18 +119,8 @@ size_t quoted_length(const std::string& text, size_t at) {
 }
 
 std::vector<Lexeme> tokenize(const std::string& text, const std::string& context) {
-  static const std::string kInt = "(?:0|[1-9](?:_?[0-9])*)";
-  static const std::string kDigits = "[0-9](?:_?[0-9])*";
-  static const std::string kPointFloat = "(?:" + kInt + "?\\." + kDigits + "|" + kInt + "\\.)";
-  static const std::regex float_re("[+-]?(?:(?:" + kPointFloat + "|" + kInt + ")[eE][+-]?" + kDigits + "|" +
-                                   kPointFloat + "|[Ii][Nn][Ff]|[Nn][Aa][Nn])");
-  static const std::regex int_re("[+-]?" + kInt);
-  static const std::regex bool_re("[Tt][Rr][Uu][Ee]|[Ff][Aa][Ll][Ss][Ee]");
-  static const std::regex null_re("[Nn][Uu][Ll][Ll]");
-  static const std::regex id_re("[a-zA-Z_][a-zA-Z0-9_\\-]*");
-  static const std::regex escape_re(R"((?:\\\\|\\[()\[\]{}:=, \t])+)");
+  const ValueTokenPatterns& value = value_token_patterns();
   static const std::regex interpolation_re(R"(\$\{[^}]+\})");
-  static const std::string unquoted_chars = "/-\\+.$%*@?|";
 
   std::vector<Lexeme> tokens;
   size_t at = 0;
@@ -124,10 +130,10 @@ std::vector<Lexeme> tokenize(const std::string& text, const std::string& context
         punctuation_length(text, at, ')', true, false), punctuation_length(text, at, '[', false, true),
         punctuation_length(text, at, ']', true, false), punctuation_length(text, at, '{', false, true),
         punctuation_length(text, at, '}', true, false), punctuation_length(text, at, ':', true, true),
-        punctuation_length(text, at, '=', true, true),  regex_length(text, at, float_re),
-        regex_length(text, at, int_re),                 regex_length(text, at, bool_re),
-        regex_length(text, at, null_re),                unquoted_chars.find(text[at]) != std::string::npos ? 1u : 0u,
-        regex_length(text, at, id_re),                  regex_length(text, at, escape_re),
+        punctuation_length(text, at, '=', true, true),  regex_length(text, at, value.float_re),
+        regex_length(text, at, value.int_re),           regex_length(text, at, value.bool_re),
+        regex_length(text, at, value.null_re),          value.unquoted_chars.find(text[at]) != std::string::npos ? 1u : 0u,
+        regex_length(text, at, value.id_re),            regex_length(text, at, value.escape_re),
         whitespace_length(text, at),                    quoted_length(text, at),
         regex_length(text, at, interpolation_re)};
     size_t best = 0;
