@@ -919,16 +919,19 @@ class NodeContext : public InterpolationHost {
   NodeContext(Resolver& resolver, std::vector<std::string> at) : resolver_(resolver), at_(std::move(at)) {}
 
   InterpolatedValue select(const std::string& key, const std::string& spelled) override {
-    const std::string where = "interpolation " + spelled + " at '" + Resolver::path_string(at_) + "'";
-    return *resolver_.select(key, at_, where, /*selecting=*/false);
+    return *resolver_.select(key, at_, where(spelled), /*selecting=*/false);
   }
   InterpolatedValue call(const std::string& name, const std::vector<InterpolatedValue>& arguments,
                          const std::string& spelled) override {
-    return resolver_.call(name, arguments, at_, "interpolation " + spelled + " at '" + Resolver::path_string(at_) + "'");
+    return resolver_.call(name, arguments, at_, where(spelled));
   }
   std::string text_of(const YAML::Node& node) override { return python_text(node); }
 
  private:
+  std::string where(const std::string& spelled) const {
+    return "interpolation " + spelled + " at '" + Resolver::path_string(at_) + "'";
+  }
+
   Resolver& resolver_;
   std::vector<std::string> at_;
 };
@@ -984,8 +987,21 @@ std::optional<InterpolatedValue> Resolver::select(const std::string& key, const 
     }
   }
   std::vector<std::string> path;
-  std::vector<std::string> source;
+  std::vector<std::string> source;  // where the node at `path` came from (an interpolation may have copied it)
   YAML::Node node = root;
+  auto follow_copy = [&]() {
+    if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+  };
+  // The selected node as a value; str() of a container prints its source unresolved, as OmegaConf's repr.
+  auto container_value = [&]() {
+    InterpolatedValue value;
+    value.node = YAML::Clone(node);
+    const YAML::Node unresolved = node_at(original, source);
+    value.text = python_repr(unresolved.IsDefined() ? unresolved : node);
+    value.from_config = true;
+    value.source = source;
+    return value;
+  };
   // One step into `part`: nullopt when there is nothing there.
   auto step = [&](const std::string& part) -> bool {
     if (node.IsSequence() && !python_int(part)) {
@@ -996,16 +1012,13 @@ std::optional<InterpolatedValue> Resolver::select(const std::string& key, const 
     if (!child.IsDefined()) return false;
     path.push_back(part);
     source.push_back(part);
-    if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+    follow_copy();
     node.reset(child);
     return true;
   };
   for (const auto& part : base) step(part);  // containers above `at`: always there
   if (rest.empty()) {  // the container holding `at`, or one above it (oc.select only: `${.}` does not parse)
-    InterpolatedValue value;
-    value.node = YAML::Clone(node);
-    const YAML::Node unresolved = node_at(original, source);
-    value.text = python_repr(unresolved.IsDefined() ? unresolved : node);
+    InterpolatedValue value = container_value();
     value.holds_itself = true;
     return value;
   }
@@ -1027,7 +1040,7 @@ std::optional<InterpolatedValue> Resolver::select(const std::string& key, const 
     if (node.IsScalar() && !is_resolved(path)) {  // a step through an interpolation follows it
       resolve_at(node, path);
       node.reset(node_at(root, path));
-      if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+      follow_copy();
     }
     if (!node.IsMap() && !node.IsSequence()) {
       if (selecting) return std::nullopt;
@@ -1037,28 +1050,19 @@ std::optional<InterpolatedValue> Resolver::select(const std::string& key, const 
   if (is_missing(node)) return missing();
   resolve_at(node, path);
   node.reset(node_at(root, path));
-  if (const auto copied = source_of.find(path_key(path)); copied != source_of.end()) source = copied->second;
+  follow_copy();
+  if (node.IsMap() || node.IsSequence()) return container_value();
   InterpolatedValue value;
   value.node = YAML::Clone(node);
-  if (value.node.IsScalar() && typed_scalar(value.node).kind == TypedScalar::Kind::String) {
+  if (typed_scalar(value.node).kind == TypedScalar::Kind::String) {
     value.node.SetTag("!");  // a string from now on, whatever a retyping would make of it
   }
-  if (node.IsMap() || node.IsSequence()) {
-    const YAML::Node unresolved = node_at(original, source);
-    value.text = python_repr(unresolved.IsDefined() ? unresolved : node);
-    value.from_config = true;
-    value.source = source;
-  } else {
-    value.text = python_text(node);
-  }
+  value.text = python_text(node);
   return value;
 }
 
 InterpolatedValue Resolver::call(const std::string& name, const std::vector<InterpolatedValue>& arguments,
                                  const std::vector<std::string>& at, const std::string& where) {
-  const auto is_string = [](const InterpolatedValue& value) {
-    return value.node.IsScalar() && typed_scalar(value.node).kind == TypedScalar::Kind::String;
-  };
   if (name == "oc.env" || name == "oc.select") {
     if (arguments.empty() || arguments.size() > 2) {
       fail(where + ": " + name + " takes a key and an optional default, got " + std::to_string(arguments.size()) +

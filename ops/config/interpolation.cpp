@@ -266,10 +266,6 @@ class Evaluator {
     InterpolatedValue value;
   };
 
-  bool is_string(const InterpolatedValue& value) const {
-    return value.node.IsScalar() && value.node.Tag() == "!";
-  }
-
   // text: a lone interpolation is its value; anything else concatenates, undoing the escapes as
   // GrammarVisitor._unescape does (an escaped interpolation keeps `${` and half its backslashes; at the
   // top level backslash pairs are halved only before an interpolation, in quotes also at the end).

@@ -23,6 +23,9 @@ struct InterpolatedValue {
   bool holds_itself = false;
 };
 
+// Whether a value is a string: the host and the grammar tag every string value "!".
+inline bool is_string(const InterpolatedValue& value) { return value.node.IsScalar() && value.node.Tag() == "!"; }
+
 class InterpolationHost {
  public:
   virtual ~InterpolationHost() = default;
