@@ -1,6 +1,7 @@
 // The one TORCH_LIBRARY block of the `modgap` namespace: every operator's schema is here.
 // Kernels live beside each other in ops/<op>/: <op>_cpu.cpp, <op>_cuda.cu, <op>_meta.cpp and
-// <op>_autograd.cpp, each with its own TORCH_LIBRARY_IMPL block.
+// <op>_autograd.cpp, each with its own TORCH_LIBRARY_IMPL block. The autocast kernels of all ops are one
+// table in ops/common/autocast.cpp (a new op that takes tensors goes there too; test_autocast.py checks).
 //
 // Schemas are part of the public contract; ops whose name starts with `_` are internal (the
 // forward/backward halves the autograd kernels call through the dispatcher, so that torch.compile

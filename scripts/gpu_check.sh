@@ -96,7 +96,7 @@ stage_export_lib() {
 stage_test() {
   stage_ctest
   log "pytest (CUDA tests first, so a crash elsewhere cannot hide them)"
-  timeout "$(left 200)" "$PY" -m pytest tests/python/test_cuda.py tests/python/test_errors.py -q -rs -p no:cacheprovider \
+  timeout "$(left 200)" "$PY" -m pytest tests/python/test_cuda.py tests/python/test_errors.py tests/python/test_autocast.py -q -rs -p no:cacheprovider \
     >"$OUT/pytest_cuda.txt" 2>&1 || status=1
   grep -E "passed|failed|error|SKIPPED|FAILED" "$OUT/pytest_cuda.txt" | tail -20
   log "pytest (whole suite)"

@@ -1,6 +1,7 @@
 // GoogleTest suite of the C++ API (modgap/modgap.h): every call goes through the dispatcher, as a C++
 // user's would. Oracles are naive formulas written here (the full N x N matrix in float64), and the
 // error messages are checked text.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -133,6 +134,32 @@ at::Tensor naive_cross_uniformity(const at::Tensor& x, const at::Tensor& y, doub
   return sq.masked_select(off_diagonal).mul(-t).exp().mean().log();
 }
 
+// C++ callers under autocast (ops/common/autocast.cpp): the losses take bf16 rows as float32 and return a
+// float32 loss equal to the op on the cast rows; the float64 path is untouched. Before the autocast
+// kernels, this call raised "expected scalar type Float but found BFloat16".
+TEST(CentroidUniformity, UnderCpuAutocastIsTheFloat32OpOnCastRows) {
+  auto z = random_embeddings(2, 64, 8, false, 21);
+  std::vector<at::Tensor> bf16 = {z[0].to(at::kBFloat16), z[1].to(at::kBFloat16)};
+  std::vector<at::Tensor> cast = {bf16[0].to(at::kFloat), bf16[1].to(at::kFloat)};
+  const at::Tensor expected = modgap::centroid_uniformity(cast);
+  const at::Tensor expected_float64 = modgap::centroid_uniformity(z);
+  at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+  at::autocast::set_autocast_enabled(at::kCPU, true);
+  at::Tensor got;
+  at::Tensor got_float64;
+  try {
+    got = modgap::centroid_uniformity(bf16);
+    got_float64 = modgap::centroid_uniformity(z);
+  } catch (...) {
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    throw;
+  }
+  at::autocast::set_autocast_enabled(at::kCPU, false);
+  EXPECT_EQ(got.scalar_type(), at::kFloat);
+  EXPECT_TRUE(torch::equal(got, expected));
+  EXPECT_EQ(got_float64.scalar_type(), at::kDouble);
+  EXPECT_TRUE(torch::equal(got_float64, expected_float64));
+}
 TEST(CrossUniformity, MatchesNaivePairMatrixWithGradients) {
   // 600 rows cross the CPU tile's rows (512).
   auto z = random_embeddings(2, 600, 7, true, 21);

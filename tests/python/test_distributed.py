@@ -106,3 +106,41 @@ def test_partial_op_covers_all_pairs_on_one_process():
         torch.testing.assert_close(g, e, rtol=1e-9, atol=1e-12)
     torch.library.opcheck(ops._centroids.default, (z, True))
     torch.library.opcheck(ops._centroid_uniformity_partial.default, (z, u, 0, 2.0, True, True))
+
+
+def _autocast_worker(rank, world_size, init_file, out_dir, sizes):
+    import torch.distributed as dist
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
+    x, y = _data(sizes)
+    start, n = sum(sizes[:rank]), sizes[rank]
+    a = x[start:start + n, :D_OUT].to(torch.bfloat16).requires_grad_(True)
+    b = y[start:start + n, :D_OUT].to(torch.bfloat16).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = modgap.distributed.centroid_uniformity([a, b], gather_with_grad=True)
+    loss.backward()
+    torch.save({"loss": loss.detach(), "grads": [a.grad, b.grad]}, os.path.join(out_dir, f"{rank}.pt"))
+    dist.destroy_process_group()
+
+
+def test_under_autocast_it_is_the_single_process_op_under_autocast(tmp_path):
+    # bf16 rows inside autocast: float32 loss (the op's float32 policy for losses, ops/common/autocast.cpp),
+    # equal to the single-process op under autocast on the concatenated rows; each rank's rows receive
+    # world_size x their gradient in bf16.
+    import torch.multiprocessing as mp
+    sizes = [7, 12]
+    mp.spawn(_autocast_worker, args=(2, str(tmp_path / "init"), str(tmp_path), sizes), nprocs=2)
+    x, y = _data(sizes)
+    a = x[:, :D_OUT].to(torch.bfloat16).requires_grad_(True)
+    b = y[:, :D_OUT].to(torch.bfloat16).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = modgap.centroid_uniformity([a, b])
+    assert loss.dtype == torch.float32
+    (2 * loss).backward()
+    for rank in range(2):
+        result = torch.load(tmp_path / f"{rank}.pt")
+        assert result["loss"].dtype == torch.float32
+        torch.testing.assert_close(result["loss"], loss.detach(), rtol=1e-6, atol=1e-6)
+        rows = slice(sum(sizes[:rank]), sum(sizes[:rank + 1]))
+        for grad, expected in zip(result["grads"], (a.grad[rows], b.grad[rows])):
+            assert grad.dtype == torch.bfloat16
+            torch.testing.assert_close(grad.float(), expected.float(), rtol=1e-2, atol=1e-3)
