@@ -56,8 +56,8 @@ at::Tensor atp_loss_forward_cpu_kernel(const std::vector<at::Tensor>& z, int64_t
   for (double s : block_sums) {
     total += s;
   }
-  const double value = total * atp::loss_scale<double>(num_modalities, num_rows);
-  return at::scalar_tensor(value, z[0].options());
+  // The loss in float64 (the sum above); the caller casts it to the embeddings' dtype after its check.
+  return at::scalar_tensor(total * atp::loss_scale<double>(num_modalities, num_rows), z[0].options().dtype(at::kDouble));
 }
 
 template <typename scalar_t>
@@ -106,11 +106,12 @@ at::Tensor atp_loss_forward_cpu(at::TensorList embeddings, int64_t anchor) {
   check_embeddings_metadata(kAtpLossName, embeddings, /*min_rows=*/1);
   check_anchor(kAtpLossName, anchor, static_cast<int64_t>(embeddings.size()));
   const auto z = contiguous_embeddings(embeddings);
-  at::Tensor out;
+  at::Tensor accumulated_loss;
   MODGAP_DISPATCH_FLOATING_TYPES(z[0].scalar_type(), "atp_loss_forward_cpu",
-                                 [&] { out = atp_loss_forward_cpu_kernel<scalar_t>(z, anchor); });
-  check_loss_is_finite(kAtpLossName, out, embeddings);
-  return out;
+                                 [&] { accumulated_loss = atp_loss_forward_cpu_kernel<scalar_t>(z, anchor); });
+  const at::Tensor loss = accumulated_loss.to(z[0].scalar_type());
+  check_loss_is_finite(kAtpLossName, loss, embeddings, accumulated_loss);
+  return loss;
 }
 
 std::vector<at::Tensor> atp_loss_backward_cpu(const at::Tensor& grad_output, at::TensorList embeddings,

@@ -68,7 +68,7 @@ at::Tensor atp_loss_forward_cuda(at::TensorList embeddings, int64_t anchor) {
   const int64_t rows = z[0].size(0);
   const int64_t dim = z[0].size(1);
   const auto stream = at::cuda::getCurrentCUDAStream();
-  at::Tensor loss;
+  at::Tensor accumulated_loss;
   MODGAP_DISPATCH_FLOATING_TYPES(z[0].scalar_type(), "atp_loss_forward_cuda", [&] {
     using acc_t = at::opmath_type<scalar_t>;
     at::Tensor row_sums = at::zeros({rows}, z[0].options().dtype(c10::CppTypeToScalarType<acc_t>::value));
@@ -82,9 +82,10 @@ at::Tensor atp_loss_forward_cuda(at::TensorList embeddings, int64_t anchor) {
           row_sums.mutable_data_ptr<acc_t>());
       C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-    loss = (row_sums.sum() * atp::loss_scale<double>(num_modalities, rows)).to(z[0].scalar_type());
+    accumulated_loss = row_sums.sum() * atp::loss_scale<double>(num_modalities, rows);
   });
-  check_loss_is_finite(kAtpLossName, loss, embeddings);
+  const at::Tensor loss = accumulated_loss.to(z[0].scalar_type());
+  check_loss_is_finite(kAtpLossName, loss, embeddings, accumulated_loss);
   return loss;
 }
 

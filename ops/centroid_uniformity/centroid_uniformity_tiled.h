@@ -190,8 +190,7 @@ inline void accumulate_weighted(at::Tensor out, const at::Tensor& weights, const
 
 template <class Epilogue>
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_tiled(const Centroids& centroids,
-                                                                     const GemmOperands& operands, double t,
-                                                                     at::ScalarType out_dtype) {
+                                                                     const GemmOperands& operands, double t) {
   const at::Tensor& u = centroids.u;
   const int64_t num_rows = u.size(0);
   at::Tensor row_max = at::full({num_rows}, -std::numeric_limits<double>::infinity(), u.options());
@@ -209,7 +208,7 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_tiled(const Centr
   // log sum_{i<j} exp(-t d_ij) = logsumexp_i (row_max_i + log row_sum_i); the last row has no pair
   // (row_sum = 0, a -inf term that logsumexp ignores).
   const at::Tensor log_pair_sum = at::logsumexp(row_max + at::log(row_sum), {0});
-  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
+  at::Tensor loss = log_pair_sum - log_num_pairs(num_rows);
   return {loss, at::empty({0}, u.options())};
 }
 
@@ -277,8 +276,7 @@ constexpr double kStaticShiftMaxHalfRange = 60.0;
 // unrounded weights.
 template <class Epilogue>
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_static_shift(
-    const Centroids& centroids, const GemmOperands& operands, double t, double shift, bool normalize,
-    at::ScalarType out_dtype) {
+    const Centroids& centroids, const GemmOperands& operands, double t, double shift, bool normalize) {
   const at::Tensor& u = centroids.u;
   const auto acc_dtype = u.scalar_type();
   const auto weight_dtype = operands.weights_u.scalar_type();
@@ -309,7 +307,7 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_sta
   }
   const at::Tensor total = pair_sum.to(at::kDouble).sum();  // S: up to 2^36 terms, summed in float64
   const at::Tensor log_pair_sum = at::log(total) + shift;
-  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
+  at::Tensor loss = log_pair_sum - log_num_pairs(num_rows);
   // dL/du_i = -2 t (r_i u_i - weighted_i) / S.
   const at::Tensor scale = (total.reciprocal() * (-2.0 * t)).to(acc_dtype);
   return {loss, assemble_centroid_gradient(centroids, weighted, weight_sum, scale, normalize)};
@@ -323,8 +321,7 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_sta
 // maximum to log_pair_sum. The GEMMs run in the accumulation dtype.
 template <class Epilogue>
 std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_online(const Centroids& centroids,
-                                                                                    double t, bool normalize,
-                                                                                    at::ScalarType out_dtype) {
+                                                                                    double t, bool normalize) {
   const at::Tensor& u = centroids.u;
   const int64_t num_rows = u.size(0);
   at::Tensor running_max = at::full({num_rows}, -std::numeric_limits<double>::infinity(), u.options());
@@ -372,7 +369,7 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_with_gradient_onl
     }
   }
   at::Tensor log_pair_sum = at::logsumexp(running_max + at::log(pair_sum), {0});
-  at::Tensor loss = (log_pair_sum - log_num_pairs(num_rows)).to(out_dtype);
+  at::Tensor loss = log_pair_sum - log_num_pairs(num_rows);
 
   // w_ij = exp(x_ij - log_pair_sum) = exp(x_ij - m_i) * exp(m_i - log_pair_sum).
   const at::Tensor to_pair_weights = rescale_factor(running_max, log_pair_sum.expand_as(running_max));
@@ -394,7 +391,7 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_checked(at::Tenso
   const GemmOperands operands = make_gemm_operands(centroids, input_dtype);
   std::tuple<at::Tensor, at::Tensor> result;
   if (!compute_grad) {
-    result = centroid_uniformity_forward_tiled<Epilogue>(centroids, operands, t, input_dtype);
+    result = centroid_uniformity_forward_tiled<Epilogue>(centroids, operands, t);
   } else {
     // R^2 = max_i |u_i|^2 decides the pass (one device-to-host read; NaN/Inf take the online pass and
     // then fail the finite-loss check below).
@@ -402,12 +399,15 @@ std::tuple<at::Tensor, at::Tensor> centroid_uniformity_forward_checked(at::Tenso
     const double half_range = 2.0 * t * max_sq_norm;
     if (std::isfinite(half_range) && half_range <= kStaticShiftMaxHalfRange) {
       result = centroid_uniformity_forward_with_gradient_static_shift<Epilogue>(centroids, operands, t, -half_range,
-                                                                                normalize, input_dtype);
+                                                                                normalize);
     } else {
-      result = centroid_uniformity_forward_with_gradient_online<Epilogue>(centroids, t, normalize, input_dtype);
+      result = centroid_uniformity_forward_with_gradient_online<Epilogue>(centroids, t, normalize);
     }
   }
-  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings);
+  // The passes return the loss in the accumulation dtype; the op returns the embeddings' dtype.
+  const at::Tensor accumulated_loss = std::get<0>(result);
+  std::get<0>(result) = accumulated_loss.to(input_dtype);
+  check_loss_is_finite(kCentroidUniformityName, std::get<0>(result), embeddings, accumulated_loss);
   return result;
 }
 

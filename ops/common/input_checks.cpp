@@ -90,13 +90,29 @@ bool loss_is_finite_or_capturing(const at::Tensor& loss) {
   return std::isfinite(loss.item<double>());
 }
 
-void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings) {
+void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings,
+                          const at::Tensor& accumulated_loss) {
   if (loss_is_finite_or_capturing(loss)) {
     return;
   }
   check_embeddings_finite(op, embeddings);  // throws, naming the modality, if an input is NaN/Inf
-  TORCH_CHECK_VALUE(false, op, ": the loss is not finite although every embedding is; the squared distances "
-                    "overflow the accumulation dtype (rescale the embeddings)");
+  fail_loss_overflow(op, "every embedding is", loss, accumulated_loss);
+}
+
+void fail_loss_overflow(const char* op, const char* inputs, const at::Tensor& loss,
+                        const at::Tensor& accumulated_loss) {
+  const double accumulated = accumulated_loss.item<double>();
+  if (std::isfinite(accumulated)) {
+    // Only float16 can get here: bfloat16 has float32's range.
+    TORCH_CHECK_VALUE(false, op, ": the loss is ", accumulated, " (computed in ", accumulated_loss.scalar_type(),
+                      "), which does not fit in ", loss.scalar_type(),
+                      ", the dtype of the embeddings that the op returns (float16 holds |x| <= 65504); "
+                      "pass float32 embeddings, call the loss inside torch.autocast (which computes the "
+                      "losses in float32), or rescale the embeddings");
+  }
+  TORCH_CHECK_VALUE(false, op, ": the loss is not finite although ", inputs, " finite; the squared "
+                    "distances (times t for a uniformity term) overflow ", accumulated_loss.scalar_type(),
+                    ", the accumulation dtype (rescale the embeddings or lower t)");
 }
 
 void check_anchor(const char* op, int64_t anchor, int64_t num_modalities) {

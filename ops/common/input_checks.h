@@ -20,8 +20,16 @@ void check_embeddings_finite(const char* op, at::TensorList embeddings);
 
 // Checks a computed loss: if it is NaN or Inf, names the modality holding NaN/Inf values (or reports
 // an overflow when every input is finite). Costs nothing beyond reading one scalar on the happy
-// path (a device sync on CUDA, skipped during CUDA graph capture).
-void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings);
+// path (a device sync on CUDA, skipped during CUDA graph capture). `accumulated_loss` is the same value
+// before its cast to the embeddings' dtype: when it is finite, the overflow is the float16 result's
+// (|x| <= 65504), not the accumulation's, and the message says so.
+void check_loss_is_finite(const char* op, const at::Tensor& loss, at::TensorList embeddings,
+                          const at::Tensor& accumulated_loss);
+
+// The message of check_loss_is_finite once every input is known to be finite (`inputs`: how the op
+// names them with their verb, e.g. "every embedding is", "x and y are").
+[[noreturn]] void fail_loss_overflow(const char* op, const char* inputs, const at::Tensor& loss,
+                                     const at::Tensor& accumulated_loss);
 
 // The happy-path half of check_loss_is_finite, for ops that name their inputs themselves: true when the
 // scalar `loss` is finite, or when it cannot be read because a CUDA graph is being captured.

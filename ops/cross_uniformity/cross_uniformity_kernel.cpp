@@ -118,12 +118,12 @@ std::tuple<at::Tensor, at::Tensor> cross_uniformity_forward_kernel(const at::Ten
   }
   // log sum_pairs exp(-t d_ij) = logsumexp_i (row_max_i + log row_sum_i).
   at::Tensor log_pair_sum = at::logsumexp(row_max + at::log(row_sum), {0});
-  at::Tensor loss = (log_pair_sum - log_num_cross_pairs(rows_x, rows_y, exclude_diagonal)).to(x.scalar_type());
+  const at::Tensor accumulated_loss = log_pair_sum - log_num_cross_pairs(rows_x, rows_y, exclude_diagonal);
+  at::Tensor loss = accumulated_loss.to(x.scalar_type());
   if (!loss_is_finite_or_capturing(loss)) {  // one scalar read; the data only on the failure path
     check_finite(kCrossUniformityName, "x", x);
     check_finite(kCrossUniformityName, "y", y);
-    TORCH_CHECK_VALUE(false, kCrossUniformityName, ": the loss is not finite although x and y are; the squared "
-                      "distances overflow the accumulation dtype");
+    fail_loss_overflow(kCrossUniformityName, "x and y are", loss, accumulated_loss);
   }
   return {loss, log_pair_sum};
 }

@@ -87,3 +87,41 @@ def test_empty_list():
 def test_python_wrappers_raise_the_same_errors():
     with pytest.raises(ValueError, match="expected at least 2 modalities"):
         modgap.centroid_uniformity([_ok()])
+
+
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op_name", ["atp_loss", "centroid_uniformity", "cross_uniformity"])
+def test_float16_loss_out_of_range_is_named_as_such(device, op_name):
+    # Finite float16 embeddings whose loss (summed in float32 / float64) lies beyond float16's 65504: the
+    # error says the result does not fit in Half (it used to blame the accumulation dtype), and the
+    # remedy it names, torch.autocast, gives the float32 loss.
+    g = torch.Generator().manual_seed(0)
+    x, y = (torch.randn(30, 8, generator=g) * 100).to(device), (torch.randn(30, 8, generator=g) * 100).to(device)
+    call = {"atp_loss": lambda a, b: ops.atp_loss([a, b], 0),
+            "centroid_uniformity": lambda a, b: ops.centroid_uniformity([a, b], 20.0, False),
+            "cross_uniformity": lambda a, b: ops.cross_uniformity(a, b, 20.0, True)}[op_name]
+    expected = call(x.half().double(), y.half().double())
+    assert abs(expected.item()) > 65504
+    with pytest.raises(ValueError, match=rf"modgap::{op_name}: the loss is -?[0-9.e+]+ \(computed in (Float|Double)\), "
+                                         r"which does not fit in Half, the dtype of the embeddings .*65504.*torch.autocast"):
+        call(x.half(), y.half())
+    with torch.autocast(device, dtype=torch.float16):
+        value = call(x.half(), y.half())
+    assert value.dtype == torch.float32
+    torch.testing.assert_close(value.double(), expected, rtol=1e-5, atol=0)
+
+
+@pytest.mark.parametrize("op_name", ["centroid_uniformity", "cross_uniformity"])
+def test_accumulation_overflow_is_named_as_such(op_name):
+    # t * squared distance beyond float32: the accumulation dtype overflows, and the message says that.
+    x, y = torch.randn(30, 8) * 10, torch.randn(30, 8) * 10
+    call = {"centroid_uniformity": lambda: ops.centroid_uniformity([x, y], 1e37, False),
+            "cross_uniformity": lambda: ops.cross_uniformity(x, y, 1e37, True)}[op_name]
+    inputs = "every embedding is" if op_name == "centroid_uniformity" else "x and y are"
+    with pytest.raises(ValueError, match=rf"modgap::{op_name}: the loss is not finite although {inputs} finite; the "
+                                         r"squared distances \(times t for a uniformity term\) overflow Float, the "
+                                         r"accumulation dtype"):
+        call()
