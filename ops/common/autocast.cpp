@@ -27,7 +27,7 @@
 namespace modgap {
 namespace {
 
-void call_with_autocast_off(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+void autocast_keep_dtypes(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
   c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   op.callBoxed(stack);
 }
@@ -38,8 +38,7 @@ bool casts_to_float32(const at::Tensor& tensor, c10::DeviceType device_type) {
 }
 
 template <c10::DeviceType device_type>
-void autocast_to_float32(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
+void autocast_to_float32(const c10::OperatorHandle& op, c10::DispatchKeySet dispatch_keys, torch::jit::Stack* stack) {
   const size_t num_arguments = op.schema().arguments().size();
   for (auto argument = stack->end() - static_cast<std::ptrdiff_t>(num_arguments); argument != stack->end();
        ++argument) {
@@ -55,11 +54,7 @@ void autocast_to_float32(const c10::OperatorHandle& op, c10::DispatchKeySet, tor
       *argument = cast;
     }
   }
-  op.callBoxed(stack);
-}
-
-void autocast_keep_dtypes(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
-  call_with_autocast_off(op, stack);
+  autocast_keep_dtypes(op, dispatch_keys, stack);
 }
 
 // The losses of the float32 policy; tests/python/test_autocast.py checks that every op of the schema

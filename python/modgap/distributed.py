@@ -104,9 +104,7 @@ def centroid_uniformity(embeddings: List[torch.Tensor], t: float = 2.0, normaliz
     device_type = embeddings[0].device.type
     if torch.amp.is_autocast_available(device_type) and torch.is_autocast_enabled(device_type):
         # As the single-process op under autocast (ops/common/autocast.cpp): PyTorch's float32 policy for
-        # losses, fp16 / bf16 rows cast to float32 (the cast is differentiable), and the internal ops run
-        # with autocast off.
+        # losses, fp16 / bf16 rows cast to float32 (the cast is differentiable); the internal ops' autocast
+        # kernels keep those float32 rows and run with autocast off.
         embeddings = [z.float() if z.dtype in (torch.float16, torch.bfloat16) else z for z in embeddings]
-        with torch.autocast(device_type, enabled=False):
-            return _DistributedCentroidUniformity.apply(float(t), bool(normalize), group, scale, *embeddings)
     return _DistributedCentroidUniformity.apply(float(t), bool(normalize), group, scale, *embeddings)
