@@ -9,19 +9,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import modgap
 from conftest import make_embeddings
 from reference import atp_formula, centroid_uniformity_formula
 
 ops = torch.ops.modgap
-LOW_PRECISION = [torch.bfloat16, torch.float16]
-
-
-def _low_precision_dtypes(device):
-    # CPU autocast takes fp16 as well as bf16 (torch >= 2.4); both are exercised on both devices.
-    return LOW_PRECISION
+LOW_PRECISION = [torch.bfloat16, torch.float16]  # CPU autocast takes both too (torch >= 2.4)
 
 
 def _losses():
@@ -54,7 +48,7 @@ def test_every_tensor_op_has_autocast_kernels():
 @pytest.mark.parametrize("loss", ["atp_loss", "centroid_uniformity", "cross_uniformity"])
 def test_losses_under_autocast_are_the_float32_op_on_cast_inputs(device, loss):
     f = _losses()[loss]
-    for dtype in _low_precision_dtypes(device):
+    for dtype in LOW_PRECISION:
         low = [z.to(dtype).requires_grad_(True) for z in make_embeddings(3, 37, 6, device=device, seed=3)]
         upcast = [z.detach().float().requires_grad_(True) for z in low]
         with torch.autocast(device, dtype=dtype):
@@ -105,7 +99,7 @@ def test_float32_losses_and_gradients_are_unchanged_by_autocast(device):
         inside = [z.detach().clone().requires_grad_(True) for z in outside]
         expected = f(outside)
         expected.backward()
-        for dtype in _low_precision_dtypes(device):
+        for dtype in LOW_PRECISION:
             with torch.autocast(device, dtype=dtype):
                 value = f(inside)
                 value.backward()
@@ -146,7 +140,7 @@ def test_other_ops_give_the_same_result_inside_and_outside_autocast(device, inpu
                 f(x, y)
             assert "modgap" in str(error)
             continue
-        for dtype in _low_precision_dtypes(device):
+        for dtype in LOW_PRECISION:
             with torch.autocast(device, dtype=dtype):
                 actual = f(x, y)
             _assert_identical(actual, expected)
