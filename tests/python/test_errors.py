@@ -89,10 +89,6 @@ def test_python_wrappers_raise_the_same_errors():
         modgap.centroid_uniformity([_ok()])
 
 
-DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-
-
-@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("op_name", ["atp_loss", "centroid_uniformity", "cross_uniformity"])
 def test_float16_loss_out_of_range_is_named_as_such(device, op_name):
     # Finite float16 embeddings whose loss (summed in float32 / float64) lies beyond float16's 65504: the
