@@ -4,8 +4,9 @@
 //
 // FILE is a dict of tensors saved with torch.save (e.g. {"image": [N, D], "text": [N, D], "labels": [N]}),
 // or the scripts' {"embeddings": {"image": [N, D], ...}, "labels": [N]}.
-// Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them; the
-// integer tensor under `labels` (key configurable) enables the group-wise metrics. Prints a table and
+// Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them, and the
+// other entries are named in a notice on stderr; the integer tensor under `labels` (key configurable)
+// enables the group-wise metrics. Prints a table and
 // writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
 //
 //   modgap config CONFIG.yaml [override ...] [--info defaults|yaml] [-m|--multirun]
@@ -90,6 +91,22 @@ bool parse_bool(const std::string& key, const std::string& value) {
   if (value == "true" || value == "1" || value == "yes") return true;
   if (value == "false" || value == "0" || value == "no") return false;
   throw std::invalid_argument("modgap eval: `" + key + "` expects true or false, got '" + value + "'");
+}
+
+// What an entry of the file is, for the notice about entries that are not modalities: "a str",
+// "a 3-D Float tensor of shape [50, 1, 8]".
+std::string describe_entry(const c10::IValue& value) {
+  if (!value.isTensor()) {
+    if (value.isString()) return "a str";
+    if (value.isGenericDict()) return "a dict";
+    if (value.isList() || value.isTuple()) return "a list";
+    if (value.isNone()) return "None";
+    return std::string("a ") + value.tagKind();
+  }
+  const at::Tensor& tensor = value.toTensor();
+  std::ostringstream text;
+  text << "a " << tensor.dim() << "-D " << tensor.scalar_type() << " tensor of shape " << tensor.sizes();
+  return text.str();
 }
 
 c10::Dict<c10::IValue, c10::IValue> load_tensor_dict(const std::string& path) {
@@ -245,16 +262,34 @@ int run_eval(const std::vector<std::string>& args) {
     }
     throw std::invalid_argument("modgap eval: '" + path + "' has no entry '" + key + "'");
   };
+  // Entries that are neither a modality nor the labels, named in a notice (and in the error when fewer
+  // than 2 modalities are left): an image tower's [N, 1, D] output or half-precision embeddings saved as
+  // something else must not silently drop out of the evaluation.
+  std::string not_modalities;
   if (wanted_modalities.empty()) {
     for (const auto& entry : dict) {
-      if (entry.key().isString() && entry.value().isTensor() && entry.key().toStringRef() != labels_key) {
+      const bool named = entry.key().isString();
+      if (named && entry.key().toStringRef() == labels_key) continue;
+      if (named && entry.value().isTensor()) {
         const at::Tensor& t = entry.value().toTensor();
         if (t.dim() == 2 && at::isFloatingType(t.scalar_type())) {
           wanted_modalities.push_back(entry.key().toStringRef());
+          continue;
         }
       }
+      std::ostringstream name;
+      if (named) {
+        name << "'" << entry.key().toStringRef() << "'";
+      } else {
+        name << "key " << entry.key();
+      }
+      not_modalities += (not_modalities.empty() ? "" : ", ") + name.str() + " (" + describe_entry(entry.value()) + ")";
     }
   }
+  const std::string not_modalities_note =
+      not_modalities.empty() ? ""
+                             : "not a modality (a modality is a 2-D floating tensor [N, D]; name the modalities with "
+                               "modalities=a,b): " + not_modalities;
   for (const auto& name : wanted_modalities) {
     names.push_back(name);
     embeddings.push_back(tensor_at(name).to(at::Device(device)));
@@ -272,7 +307,11 @@ int run_eval(const std::vector<std::string>& args) {
   }
   if (embeddings.size() < 2) {
     throw std::invalid_argument("modgap eval: '" + path + "' must hold at least 2 modalities (2-D floating tensors), found " +
-                                std::to_string(embeddings.size()));
+                                std::to_string(embeddings.size()) +
+                                (not_modalities_note.empty() ? "" : "; " + not_modalities_note));
+  }
+  if (!not_modalities_note.empty()) {
+    std::cerr << "modgap eval: " << not_modalities_note << "\n";
   }
   const modgap::EvaluationReport report = modgap::evaluate(embeddings, names, labels, options);
   std::cout << report.table;

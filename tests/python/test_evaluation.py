@@ -643,6 +643,31 @@ def test_cli_errors_are_clear(tmp_path):
     torch.save([torch.randn(10, 4), torch.randn(10, 4)], path)
     run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "must hold a dict of tensors saved with torch.save" in run.stderr
+    # the entries left out are named with what they are
+    torch.save({"image": torch.randn(10, 4), "text": "a caption", "labels": torch.arange(10) % 2}, path)
+    run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 1 and "at least 2 modalities" in run.stderr and "'text' (a str)" in run.stderr
+    assert "'labels'" not in run.stderr
+
+
+def test_cli_eval_names_the_entries_that_are_not_modalities(tmp_path):
+    # an [N, 1, D] tower output is not a modality: the evaluation goes on with the others and says so
+    embeddings, labels = _digits_embeddings()
+    path, out = tmp_path / "emb.pt", tmp_path / "emb.json"
+    torch.save({**embeddings, "audio": embeddings["image"][:, None], "logit_scale": torch.tensor(14.3),
+                "labels": labels}, path)
+    run = subprocess.run([modgap_cli(), "eval", str(path), "ks=1", "probe_max_iter=0", f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    rows, dim = embeddings["image"].shape
+    assert (f"not a modality (a modality is a 2-D floating tensor [N, D]; name the modalities with modalities=a,b): "
+            f"'audio' (a 3-D Float tensor of shape [{rows}, 1, {dim}]), 'logit_scale' (a 0-D Float tensor of shape [])"
+            in run.stderr)
+    assert _same_result(_strict_json(out.read_text()), modgap.evaluate(embeddings, labels, ks=(1,), probe_max_iter=0))
+    # naming the modalities silences it
+    run = subprocess.run([modgap_cli(), "eval", str(path), "modalities=image,text", "ks=1", "probe_max_iter=0",
+                          f"out={out}"], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0 and "not a modality" not in run.stderr, run.stderr
 
 
 # ---- bad input ------------------------------------------------------------------------------------------
