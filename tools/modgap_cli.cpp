@@ -35,6 +35,7 @@
 #include <iostream>
 #include <iterator>
 #include <map>
+#include <optional>
 #include <set>
 #include <sstream>
 #include <string>
@@ -47,7 +48,7 @@ constexpr const char* kUsage =
     "       modgap config CONFIG.yaml [override ...] [--info defaults|yaml] [-m|--multirun]\n"
     "  FILE: a dict of tensors saved with torch.save, e.g. {'image': [N, D], 'text': [N, D], 'labels': [N]}\n"
     "  keys: modalities=a,b  labels=KEY|none  ks=1,5,10  n_clusters=K  n_init=N  max_iter=N  tol=X\n"
-    "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda\n"
+    "        knn_k=K  knn_metric=cosine|euclidean  test_fraction=X  seed=S  fill_gap_k=K  device=cpu|cuda[:I]\n"
     "        probe_c=C  probe_max_iter=I (linear probe and separability; 0 skips them)\n"
     "        out=PATH  progress=true|false\n";
 
@@ -107,6 +108,32 @@ std::string describe_entry(const c10::IValue& value) {
   std::ostringstream text;
   text << "a " << tensor.dim() << "-D " << tensor.scalar_type() << " tensor of shape " << tensor.sizes();
   return text.str();
+}
+
+// device=cpu|cuda|cuda:I, checked before the file is read: a typo, a device type the evaluation has no
+// kernels for, or a machine without that GPU is named as such instead of surfacing as a driver error
+// (or "Cannot copy out of meta tensor") from the first copy.
+at::Device parse_device(const std::string& value) {
+  std::optional<at::Device> device;
+  try {
+    device = at::Device(value);
+  } catch (const c10::Error&) {
+  }
+  if (!device || !(device->is_cpu() || device->is_cuda())) {
+    throw std::invalid_argument("modgap eval: `device` must be cpu, cuda or cuda:I, got '" + value + "'");
+  }
+  if (device->is_cuda()) {
+    const int64_t count = static_cast<int64_t>(torch::cuda::device_count());
+    if (count == 0) {
+      throw std::invalid_argument("modgap eval: device=" + value +
+                                  " but no CUDA device is usable here (torch::cuda::device_count() is 0); use device=cpu");
+    }
+    if (device->has_index() && device->index() >= count) {
+      throw std::invalid_argument("modgap eval: device=" + value + " but this machine has " + std::to_string(count) +
+                                  " CUDA device(s), cuda:0 to cuda:" + std::to_string(count - 1));
+    }
+  }
+  return *device;
 }
 
 c10::Dict<c10::IValue, c10::IValue> load_tensor_dict(const std::string& path) {
@@ -199,7 +226,7 @@ int run_eval(const std::vector<std::string>& args) {
     throw std::invalid_argument("modgap eval: '" + config_overrides[0] + "' is a config override; give config=CONFIG.yaml");
   }
   std::string labels_key = "labels";
-  std::string device = "cpu";
+  at::Device device(at::kCPU);
   std::string out = path.substr(0, path.rfind('.') == std::string::npos ? path.size() : path.rfind('.')) + ".eval.json";
   std::vector<std::string> wanted_modalities;
   for (const auto& [key, value] : overrides) {
@@ -239,7 +266,7 @@ int run_eval(const std::vector<std::string>& args) {
     } else if (key == "modalities") {
       wanted_modalities = split(value, ',');
     } else if (key == "device") {
-      device = value;
+      device = parse_device(value);
     } else if (key == "out") {
       out = value;
     } else {
@@ -292,7 +319,7 @@ int run_eval(const std::vector<std::string>& args) {
                                "modalities=a,b): " + not_modalities;
   for (const auto& name : wanted_modalities) {
     names.push_back(name);
-    embeddings.push_back(tensor_at(name).to(at::Device(device)));
+    embeddings.push_back(tensor_at(name).to(device));
   }
   if (labels_key != "none") {
     bool present = false;
@@ -300,7 +327,7 @@ int run_eval(const std::vector<std::string>& args) {
       present = present || (entry.key().isString() && entry.key().toStringRef() == labels_key);
     }
     if (present) {
-      labels = tensor_at(labels_key).to(at::Device(device));
+      labels = tensor_at(labels_key).to(device);
     } else if (overrides.count("labels")) {
       throw std::invalid_argument("modgap eval: '" + path + "' has no entry '" + labels_key + "'");
     }

@@ -643,6 +643,18 @@ def test_cli_errors_are_clear(tmp_path):
     torch.save([torch.randn(10, 4), torch.randn(10, 4)], path)
     run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
     assert run.returncode == 1 and "must hold a dict of tensors saved with torch.save" in run.stderr
+    # the device is checked before anything is read or copied
+    torch.save({"image": torch.randn(10, 4), "text": torch.randn(10, 4)}, path)
+    for device in ("foo", "meta", "mps", ""):
+        run = subprocess.run([modgap_cli(), "eval", str(path), f"device={device}"], capture_output=True, text=True,
+                             timeout=120)
+        assert run.returncode == 1 and f"`device` must be cpu, cuda or cuda:I, got '{device}'" in run.stderr, run.stderr
+    count = torch.cuda.device_count()
+    run = subprocess.run([modgap_cli(), "eval", str(path), f"device=cuda:{count}"], capture_output=True, text=True,
+                         timeout=120)
+    expected = (f"this machine has {count} CUDA device(s), cuda:0 to cuda:{count - 1}" if count
+                else "no CUDA device is usable here (torch::cuda::device_count() is 0); use device=cpu")
+    assert run.returncode == 1 and f"modgap eval: device=cuda:{count} but {expected}" in run.stderr, run.stderr
     # the entries left out are named with what they are
     torch.save({"image": torch.randn(10, 4), "text": "a caption", "labels": torch.arange(10) % 2}, path)
     run = subprocess.run([modgap_cli(), "eval", str(path)], capture_output=True, text=True, timeout=120)
