@@ -157,9 +157,9 @@ def evaluate_split(cfg: dict, encoders, embeddings, labels, per_epoch: bool = Fa
     """The held-out scores; ``per_epoch`` skips what the training history does not log (Fill the Gap,
     the linear probe and separability)."""
     ev = cfg["eval"]
-    result = modgap.evaluate(embeddings, labels, ks=tuple(ev["ks"]), knn_k=int(ev["knn_k"]), n_init=int(ev["n_init"]),
-                             seed=int(ev["seed"]), fill_gap_k=0 if per_epoch else 1,
-                             probe_max_iter=0 if per_epoch else 100)
+    per_epoch_options = {"fill_gap_k": 0, "probe_max_iter": 0} if per_epoch else {}
+    result = modgap.evaluate(embeddings, labels, **modgap.evaluation_options(ev, ignore=("repeats",),
+                                                                             **per_epoch_options))
     with torch.no_grad():
         was_training = encoders.training
         encoders.eval()
@@ -180,8 +180,8 @@ def repeated_evaluation(cfg: dict, embeddings, labels) -> dict:
     over seeds eval.seed .. eval.seed + repeats - 1, as mean and sample standard deviation (ddof 1)."""
     ev = cfg["eval"]
     seeds = [int(ev["seed"]) + r for r in range(int(ev.get("repeats", 1)))]
-    runs = [modgap.evaluate(embeddings, labels, ks=(1,), knn_k=int(ev["knn_k"]), n_init=int(ev["n_init"]), seed=s,
-                            fill_gap_k=0) for s in seeds]
+    runs = [modgap.evaluate(embeddings, labels, **modgap.evaluation_options(ev, ignore=("repeats",), ks=(1,), seed=s,
+                                                                            fill_gap_k=0)) for s in seeds]
 
     def spread(values):
         values = np.asarray(values, dtype=np.float64)

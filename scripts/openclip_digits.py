@@ -189,10 +189,7 @@ def main(overrides: list[str]) -> None:
         torch.save({"embeddings": embeddings, "labels": dataset["val_labels"], "loss": loss_cfg,
                     "images": dataset["val_images"], "captions": dataset["val_captions"]},
                    dataset["root"] / f"embeddings_{loss_name}.pt")
-        evaluation = modgap.evaluate(embeddings, dataset["val_labels"], ks=tuple(cfg["eval"]["ks"]),
-                                     knn_k=cfg["eval"]["knn_k"], n_init=cfg["eval"]["n_init"],
-                                     test_fraction=cfg["eval"]["test_fraction"], seed=cfg["eval"]["seed"],
-                                     fill_gap_k=cfg["eval"]["fill_gap_k"])
+        evaluation = modgap.evaluate(embeddings, dataset["val_labels"], **modgap.evaluation_options(cfg["eval"]))
         results[title] = {"embeddings": embeddings, "evaluation": evaluation, "history": history(run_dir),
                           "run_dir": str(run_dir)}
 

@@ -123,9 +123,8 @@ def main(argv: list[str]) -> None:
             if int(checkpoint.stem.split("_")[1]) not in snapshot_epochs:
                 checkpoint.unlink()
         logged = history(run_dir)
-        evaluation = modgap.evaluate(embeddings[(title, epochs)], dataset["val_labels"], ks=(1,), knn_k=cfg["eval"]["knn_k"],
-                                     n_init=cfg["eval"]["n_init"], test_fraction=cfg["eval"]["test_fraction"],
-                                     seed=cfg["eval"]["seed"], fill_gap_k=0, probe_max_iter=0)
+        evaluation = modgap.evaluate(embeddings[(title, epochs)], dataset["val_labels"],
+                                     **modgap.evaluation_options(cfg["eval"], ks=(1,), fill_gap_k=0, probe_max_iter=0))
         results.append({"title": title, "overrides": job, "sparsified": sparsified, "run_dir": str(run_dir),
                         "snapshots": snapshots, "gap_per_epoch": [h["modgap_gap"] for h in logged],
                         "v_measure": 100 * evaluation["clustering"]["v_measure"],

@@ -106,7 +106,7 @@ def render_table(jobs: list[list[str]], results: list[dict]) -> str:
 def run_jobs(composed: list, results_path: Path, started: float, **evaluate_options) -> list[dict]:
     """Trains and evaluates every (overrides, config) job in order, appending each result to
     `results_path` as it finishes; a job whose overrides are in that file already is not run again.
-    `evaluate_options` go to modgap.evaluate after the config's eval protocol."""
+    `evaluate_options` go to modgap.evaluate over the config's eval protocol."""
     jobs = [job for job, _ in composed]
     previous = {tuple(r["overrides"]): r for r in json.loads(results_path.read_text())} if results_path.exists() else {}
     results = []
@@ -121,10 +121,8 @@ def run_jobs(composed: list, results_path: Path, started: float, **evaluate_opti
         # the run folder is named by the job's overrides, so a results file never points at another job's run
         name = "sweep_" + hashlib.sha1("\0".join(job).encode()).hexdigest()[:12]
         run_dir = train(cfg, cfg["loss"]["name"], job, dataset, name=name)
-        evaluation = modgap.evaluate(embed(cfg, run_dir, dataset), dataset["val_labels"], ks=tuple(cfg["eval"]["ks"]),
-                                     knn_k=cfg["eval"]["knn_k"], n_init=cfg["eval"]["n_init"],
-                                     test_fraction=cfg["eval"]["test_fraction"], seed=cfg["eval"]["seed"],
-                                     **evaluate_options)
+        evaluation = modgap.evaluate(embed(cfg, run_dir, dataset), dataset["val_labels"],
+                                     **modgap.evaluation_options(cfg["eval"], **evaluate_options))
         results.append({"overrides": job, "scores": score(evaluation), "evaluation": evaluation, "run_dir": str(run_dir)})
         s = results[-1]["scores"]
         log(f"job {index}: gap {s['gap']:.3f}, R@1 {s['recall_i2t']:.2f}, V {s['v_measure']:.2f}, Avg {s['average']:.2f} "

@@ -126,6 +126,7 @@ def apply_patches() -> None:
             rest = [*rest, "--logs", options.modgap_logs]
         args = original_parse_args(rest)
         config = compose_modgap_config(options)
+        modgap.evaluation_options(config.get("eval"))  # a mistyped eval key fails now, not after the first epoch
         _register_model_config(config)
         args.modgap = config
         args.modgap_val_labels = options.modgap_val_labels
@@ -235,10 +236,10 @@ def gap_metrics(image_features: torch.Tensor, text_features: torch.Tensor, label
             logging.warning("modgap: --modgap-val-labels has %d labels but the validation set has %d rows; "
                             "skipping V-measure and kNN", labels.shape[0], image.shape[0])
             return metrics
-        result = modgap.evaluate({"image": image, "text": text}, labels, ks=(1,),
-                                 knn_k=int(protocol.get("knn_k", 5)), n_init=int(protocol.get("n_init", 1)),
-                                 seed=int(protocol.get("seed", 0)), fill_gap_k=0,  # computed above
-                                 probe_max_iter=0)  # the probe and separability are not logged here
+        # the whole eval protocol (test_fraction, knn_metric, n_clusters, ... as the config sets them); R@1
+        # and Fill the Gap are computed above, the probe and separability are not logged here
+        result = modgap.evaluate({"image": image, "text": text}, labels,
+                                 **modgap.evaluation_options(protocol, ks=(1,), fill_gap_k=0, probe_max_iter=0))
         metrics["modgap_v_measure"] = float(result["clustering"]["v_measure"])
         metrics["modgap_knn_accuracy"] = float(result["knn"]["accuracy"]["joint"])
     return metrics

@@ -7,7 +7,7 @@ The math lives in C++ (see the repository's ``ops/`` folder); these wrappers onl
 from __future__ import annotations
 
 import json
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
 
@@ -38,6 +38,7 @@ __all__ = [
     "retrieval_recall_any",
     "evaluate",
     "format_evaluation",
+    "evaluation_options",
     "library_path",
     "cuda_version",
     "nn",
@@ -272,6 +273,38 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
         n_init, max_iter, tol, knn_k, knn_metric, test_fraction, seed, progress, fill_gap_k, float(probe_c),
         int(probe_max_iter))
     return json.loads(text)
+
+
+# The protocol keys of a config's `eval` section: evaluate()'s options but `progress` (how to run, not what
+# to compute). `modgap eval config=...` reads the same twelve (tools/modgap_cli.cpp, protocol_keys).
+_PROTOCOL_KEYS = ("ks", "n_clusters", "knn_k", "seed", "n_init", "max_iter", "tol", "knn_metric", "test_fraction",
+                  "fill_gap_k", "probe_c", "probe_max_iter")
+
+
+def evaluation_options(protocol: Optional[Mapping], *, ignore: Sequence[str] = (), **fixed) -> dict:
+    """:func:`evaluate`'s keyword arguments for a config's ``eval`` section (``configs/train.yaml``), so that
+    every protocol choice written or overridden there (``eval.test_fraction=0.5``,
+    ``+eval.knn_metric=euclidean``) reaches the evaluation, as it does for ``modgap eval config=...``.
+    A key that is not a protocol option is an error, not silently unused; ``ignore`` names the caller's
+    own keys (e.g. ``repeats``). ``fixed`` wins over the section (e.g. ``ks=(1,), fill_gap_k=0`` for a
+    per-epoch log) and may also set ``progress``.
+
+    ``modgap.evaluate(embeddings, labels, **modgap.evaluation_options(cfg["eval"]))``
+    """
+    protocol = dict(protocol or {})
+    unknown = sorted(set(protocol) - set(_PROTOCOL_KEYS) - set(ignore))
+    if unknown:
+        raise ValueError(f"modgap.evaluation_options: unknown key(s) {unknown} in the `eval` section; the protocol "
+                         f"keys are {list(_PROTOCOL_KEYS)}")
+    unknown = sorted(set(fixed) - set(_PROTOCOL_KEYS) - {"progress"})
+    if unknown:
+        raise TypeError(f"modgap.evaluation_options: unknown option(s) {unknown}; evaluate() takes "
+                        f"{list(_PROTOCOL_KEYS) + ['progress']}")
+    options = {key: value for key, value in protocol.items() if key in _PROTOCOL_KEYS}
+    if "ks" in options:  # a YAML list, or one K as the CLI also takes it
+        options["ks"] = tuple(options["ks"]) if isinstance(options["ks"], (list, tuple)) else (options["ks"],)
+    options.update(fixed)
+    return options
 
 
 def _evaluation_inputs(function: str, embeddings, labels) -> Tuple[List[torch.Tensor], List[str]]:

@@ -524,6 +524,35 @@ def test_evaluate_without_labels_and_three_modalities():
     assert "fill_the_gap" not in skipped["pairs"]["a-b"] and skipped["protocol"]["fill_gap_k"] == 0
 
 
+def test_evaluation_options_carry_a_config_eval_section(tmp_path):
+    embeddings, labels = _digits_embeddings()
+    configs = Path(__file__).resolve().parents[2] / "configs"
+    overrides = ["eval.test_fraction=0.5", "eval.ks=[1,5]", "+eval.knn_metric=euclidean", "+eval.n_clusters=5"]
+    section = modgap.config.compose(configs, "train", overrides)["eval"]
+    options = modgap.evaluation_options(section)
+    assert options == {"ks": (1, 5), "knn_k": 5, "n_init": 1, "test_fraction": 0.5, "seed": 0, "fill_gap_k": 1,
+                       "knn_metric": "euclidean", "n_clusters": 5}
+    result = modgap.evaluate(embeddings, labels, **options)
+    assert result["protocol"]["test_fraction"] == 0.5 and result["protocol"]["knn_metric"] == "euclidean"
+    assert result["protocol"]["n_clusters"] == 5 and result["protocol"]["ks"] == [1, 5]
+    # what `modgap eval config=...` computes from the same file and overrides
+    path, out = tmp_path / "emb.pt", tmp_path / "emb.json"
+    torch.save({**embeddings, "labels": labels}, path)
+    run = subprocess.run([modgap_cli(), "eval", str(path), f"config={configs / 'train.yaml'}", *overrides, f"out={out}"],
+                         capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    assert _same_result(_strict_json(out.read_text()), result)
+    assert modgap.evaluation_options({"ks": 1}) == {"ks": (1,)}
+    # the caller's fixed options win; its own keys are ignored only when named
+    assert modgap.evaluation_options({"ks": [1, 5], "repeats": 5}, ignore=("repeats",), ks=(1,), progress=True) == {
+        "ks": (1,), "progress": True}
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['repeats'\] in the `eval` section; the protocol keys"):
+        modgap.evaluation_options({"knn_k": 5, "repeats": 5})
+    with pytest.raises(TypeError, match=r"unknown option\(s\) \['knn'\]"):
+        modgap.evaluation_options({}, knn=3)
+    assert modgap.evaluation_options(None) == {}
+
+
 def test_evaluate_reports_progress(capfd):
     embeddings, labels = _digits_embeddings()
     modgap.evaluate(embeddings, labels, n_init=2, progress=True)

@@ -296,6 +296,24 @@ def test_gap_metrics_match_the_ops_and_follow_the_eval_protocol():
     assert with_k3["modgap_itr"] == modgap.fill_gap_stats(image, text, 3)["itr"] != metrics["modgap_itr"]
     Args.modgap = {"eval": {"fill_gap_k": 0}}
     assert not any(key.startswith(("modgap_itr", "modgap_tmr")) for key in launcher.gap_metrics(image, text, None, Args()))
+    # every protocol key of the config reaches the V-measure and kNN scores, not only knn_k / n_init / seed
+    protocol = {"test_fraction": 0.5, "knn_metric": "euclidean", "knn_k": 3, "n_clusters": 2, "seed": 4}
+    Args.modgap = {"eval": protocol}
+    chosen = launcher.gap_metrics(image, text, labels, Args())
+    expected = modgap.evaluate({"image": image, "text": text}, labels, ks=(1,), fill_gap_k=0, probe_max_iter=0,
+                               **protocol)
+    assert chosen["modgap_knn_accuracy"] == expected["knn"]["accuracy"]["joint"]
+    assert chosen["modgap_v_measure"] == expected["clustering"]["v_measure"]
+    assert expected["protocol"]["test_fraction"] == 0.5 and expected["clustering"]["n_clusters"] == 2
+    Args.modgap = {"eval": {"knn_k": 3, "seed": 4}}                    # the chosen protocol changes the scores
+    assert launcher.gap_metrics(image, text, labels, Args())["modgap_knn_accuracy"] != chosen["modgap_knn_accuracy"]
+
+
+def test_a_mistyped_eval_key_fails_at_launch():
+    # before OpenCLIP reads data or builds a model, not after the first epoch's validation
+    with pytest.raises(ValueError, match=r"unknown key\(s\) \['knn_metrc'\] in the `eval` section"):
+        launcher.main(["--modgap-config", str(ROOT / "configs" / "train.yaml"),
+                       "--modgap-override", "+eval.knn_metrc=euclidean"])
 
 
 def test_version_guard(monkeypatch):

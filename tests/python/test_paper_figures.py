@@ -113,11 +113,16 @@ def test_sweep_table_lists_jobs_for_other_sweeps():
 def test_sweep_trains_every_job_and_reuses_finished_ones(tmp_path, capsys):
     pytest.importorskip("open_clip_train")
     import sweep
-    overrides = ["loss.lambda2=0,1", "epochs=1", f"data.root={tmp_path}"]
+    overrides = ["loss.lambda2=0,1", "epochs=1", f"data.root={tmp_path}", "eval.test_fraction=0.5",
+                 "+eval.knn_metric=euclidean"]
     sweep.main(overrides)
     results = json.loads((tmp_path / "sweep" / "sweep_results.json").read_text())
     assert [r["overrides"] for r in results] == modgap.config.sweep(overrides)
     for result in results:
+        # the config's whole eval protocol reaches the evaluation; the table's needs switch the rest off
+        protocol = result["evaluation"]["protocol"]
+        assert protocol["test_fraction"] == 0.5 and protocol["knn_metric"] == "euclidean"
+        assert protocol["probe_max_iter"] == 0 and protocol["fill_gap_k"] == 0
         # each job's scores are its own evaluation, and its training used the job's lambda2
         assert result["scores"]["v_measure"] == pytest.approx(100 * result["evaluation"]["clustering"]["v_measure"])
         logged = [json.loads(line) for line in (Path(result["run_dir"]) / "checkpoints" / "results.jsonl").read_text().splitlines()]
