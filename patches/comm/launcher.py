@@ -21,7 +21,7 @@ from typing import List, Optional
 
 from . import callback as gap_callback
 from . import loss as comm_loss
-from .._upstream import check_signature, run_as_main, split_at_double_dash
+from .._upstream import check_loss_config, check_signature, run_as_main, split_at_double_dash, true_or_false
 
 
 def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
@@ -34,6 +34,8 @@ def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
     parser.add_argument("--lambda1", type=float, default=comm_loss.DEFAULTS["lambda1"], help="weight of L_ATP (eq. 7)")
     parser.add_argument("--lambda2", type=float, default=comm_loss.DEFAULTS["lambda2"], help="weight of L_CU (eq. 8/9)")
     parser.add_argument("--t", type=float, default=comm_loss.DEFAULTS["t"], help="L_CU's t")
+    parser.add_argument("--normalize", type=true_or_false, default=comm_loss.DEFAULTS["normalize"],
+                        help="true: L_CU on normalised centroids (reference code); false: eq. 9 as printed")
     parser.add_argument("--anchor", type=int, default=comm_loss.DEFAULTS["anchor"], help="L_ATP's anchor modality")
     parser.add_argument("--views", choices=("both", "aug1", "aug2"), default=comm_loss.DEFAULTS["views"])
     parser.add_argument("--data-path", default=None,
@@ -80,10 +82,14 @@ def redirect_affect_data(path: str) -> None:
 def comm_arguments(config: dict, comm_root: str, output_dir: str) -> List[str]:
     """This launcher's command line for a composed config (configs/train.yaml + ``+experiment=mosi`` ...)."""
     data, loss, comm = config["data"], config["loss"], config["comm"]
+    # the CoMM patch adds lambda1 L_ATP (anchor) + lambda2 L_CU (t, normalize) to CoMM's own loss and
+    # nothing else of a loss config; its temperature is CoMM's own
+    check_loss_config(loss, "modgap's CoMM patch", ("lambda1", "lambda2", "anchor", "normalize"))
     data_path = str(data["path"])
     return ["--comm-root", str(comm_root), "--script", str(comm["script"]),
             "--lambda1", str(float(loss.get("lambda1", 0.0))), "--lambda2", str(float(loss.get("lambda2", 0.0))),
-            "--t", str(float(loss.get("t", 2.0))), "--anchor", str(int(loss.get("anchor", 0))),
+            "--t", str(float(loss.get("t", 2.0))), "--normalize", str(bool(loss.get("normalize", True))).lower(),
+            "--anchor", str(int(loss.get("anchor", 0))),
             "--data-path", data_path, "--",
             f"data.data_module.dataset={data['comm_name']}", "model=comm",
             f"trainer.max_epochs={int(config['epochs'])}", f"optim.lr={config['lr']}",
@@ -104,7 +110,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         if not os.path.isfile(args.data_path):
             raise SystemExit(f"modgap.patches.comm: --data-path {args.data_path} is not a file")
         redirect_affect_data(os.path.abspath(args.data_path))
-    comm_loss.install(lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, anchor=args.anchor, views=args.views)
+    comm_loss.install(lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, anchor=args.anchor,
+                      normalize=args.normalize, views=args.views)
     if args.gap_split != "none":
         add_callback_to_trainers(lambda: gap_callback.make_gap_callback(split=args.gap_split))
     run_as_main(script, hydra_overrides)

@@ -19,7 +19,7 @@ from typing import List, Optional
 
 from . import evaluation as gram_evaluation
 from . import loss as gram_loss
-from .._upstream import run_as_main, split_at_double_dash
+from .._upstream import check_loss_config, run_as_main, split_at_double_dash, true_or_false
 
 
 def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
@@ -31,6 +31,8 @@ def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
     parser.add_argument("--lambda1", type=float, default=gram_loss.DEFAULTS["lambda1"], help="weight of L_ATP (eq. 7)")
     parser.add_argument("--lambda2", type=float, default=gram_loss.DEFAULTS["lambda2"], help="weight of L_CU (eq. 8/9)")
     parser.add_argument("--t", type=float, default=gram_loss.DEFAULTS["t"], help="L_CU's t")
+    parser.add_argument("--normalize", type=true_or_false, default=gram_loss.DEFAULTS["normalize"],
+                        help="true: L_CU on normalised centroids (reference code); false: eq. 9 as printed")
     parser.add_argument("--modalities", default="".join(gram_loss.DEFAULTS["modalities"]),
                         help="feature letters, text (the anchor) first: t v a s d")
     parser.add_argument("--itc", choices=("volume", "cosine"), default=gram_loss.DEFAULTS["itc"],
@@ -44,10 +46,14 @@ def parse(argv: List[str]) -> tuple[argparse.Namespace, List[str]]:
 def gram_arguments(config: dict, output_dir: str) -> List[str]:
     """The torchrun command of one run for a composed config (configs/train.yaml + ``+experiment=msrvtt``)."""
     loss, gram, data = config["loss"], config["gram"], config["data"]
+    # the GRAM/VAST patch adds lambda1 L_ATP (anchor: the text) + lambda2 L_CU (t, normalize) to GRAM's
+    # loss and nothing else of a loss config; its temperature is GRAM's own
+    check_loss_config(loss, "modgap's GRAM/VAST patch", ("lambda1", "lambda2", "normalize"))
     argv = ["torchrun", f"--nproc-per-node={int(gram['nproc_per_node'])}", "-m", "modgap.patches.gram",
             "--root", str(gram["root"]), "--model", str(gram["model"]),
             "--lambda1", str(float(loss.get("lambda1", 0.0))), "--lambda2", str(float(loss.get("lambda2", 0.0))),
-            "--t", str(float(loss.get("t", 2.0))), "--modalities", str(gram["modalities"]), "--itc", str(gram["itc"])]
+            "--t", str(float(loss.get("t", 2.0))), "--normalize", str(bool(loss.get("normalize", True))).lower(),
+            "--modalities", str(gram["modalities"]), "--itc", str(gram["itc"])]
     if data.get("categories"):
         argv += ["--categories", str(data["categories"])]
     return argv + ["--", "--learning_rate", str(gram["learning_rate"]), "--checkpointing", "true",
@@ -69,7 +75,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                          f"{args.modalities!r}")
     sys.path.insert(0, root)
     os.chdir(root)  # run.py reads ./config and ./pretrained_weights relative to the checkout
-    gram_loss.install(args.model, lambda1=args.lambda1, lambda2=args.lambda2, t=args.t,
+    gram_loss.install(args.model, lambda1=args.lambda1, lambda2=args.lambda2, t=args.t, normalize=args.normalize,
                       modalities=tuple(args.modalities), itc=args.itc)
     if not args.no_gap_log:
         gram_evaluation.install(args.categories and os.path.abspath(args.categories))

@@ -16,7 +16,7 @@ import torch
 
 import modgap
 
-from .loss import ModGapLoss
+from .loss import ModGapLoss, check_loss
 
 SUPPORTED_OPEN_CLIP_VERSION = "3.3.0"
 
@@ -126,7 +126,9 @@ def apply_patches() -> None:
             rest = [*rest, "--logs", options.modgap_logs]
         args = original_parse_args(rest)
         config = compose_modgap_config(options)
-        modgap.evaluation_options(config.get("eval"))  # a mistyped eval key fails now, not after the first epoch
+        # a mistyped key or a setting the patch would drop fails now, not after the first epoch
+        check_loss(config["loss"])
+        modgap.evaluation_options(config.get("eval"))
         _register_model_config(config)
         args.modgap = config
         args.modgap_val_labels = options.modgap_val_labels

@@ -8,7 +8,7 @@ from torch import nn
 
 import modgap
 
-from .._upstream import at_least_float32
+from .._upstream import at_least_float32, check_loss_config
 
 
 def _gather(image: torch.Tensor, text: torch.Tensor, args) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,6 +40,19 @@ def _linear(epoch_fraction: float, warmup: float, duration: float, start: float,
 SEPARATE_TERM_LOSSES = ("notagap", "atp_uniformity")
 
 
+def implemented_settings(name: str) -> tuple:
+    """The loss settings ModGapLoss applies for a loss of this name (every other set one is refused)."""
+    common = ("contrastive", "sparsify_epochs", "temperature_schedule")
+    if name in SEPARATE_TERM_LOSSES:
+        return common + ("uniformity", "alignment", "cross_uniformity")
+    return common + ("lambda1", "lambda2", "normalize", "anchor") + (("schedule",) if name == "ours_scheduled" else ())
+
+
+def check_loss(loss_config: dict) -> None:
+    """A clear error for a setting the patch would drop (``loss=notagap loss.lambda1=1``, ``+loss.lamda1=1``)."""
+    check_loss_config(loss_config, "modgap's OpenCLIP patch", implemented_settings(loss_config.get("name", "ours")))
+
+
 class ModGapLoss(nn.Module):
     """``base`` (whatever OpenCLIP's create_loss built) plus the terms of the composed loss config.
 
@@ -59,6 +72,7 @@ class ModGapLoss(nn.Module):
         self.base = base
         self.config = dict(loss_config)
         self.name = self.config.get("name", "ours")
+        check_loss(self.config)
         self.args = args
         self.epochs = epochs or getattr(args, "epochs", 1) or 1
         self.epoch = 0  # set by the patched train_one_epoch (0-based)

@@ -216,11 +216,30 @@ def test_experiment_configs_give_the_table_6_commands():
             assert args.data_path == f"/data/multibench/{file}" and args.comm_root == "/src/CoMM"
             assert args.script == "main_multibench_all-mod.py"
             assert args.lambda1 == weight and args.lambda2 == weight and args.t == 2.0 and args.anchor == 0
+            assert args.normalize is True
             assert overrides[:2] == [f"data.data_module.dataset={comm_name}", "model=comm"]
             assert {"trainer.max_epochs=100", "optim.lr=0.0001", "optim.weight_decay=0.01", "seed=42",
                     "data.data_module.batch_size=64", "trainer.default_root_dir=/out",
                     f"+exp_name={experiment}_{loss}_seed42"} <= set(overrides)
             assert overrides[-1] == "trainer.devices=4"
+
+
+def test_table_6_commands_refuse_a_loss_the_patch_does_not_implement():
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    common = ["+experiment=mosi", "data.root=/data/multibench", "comm.root=/src/CoMM"]
+    for overrides, dropped in ((["loss=notagap"], "'alignment', 'uniformity'"),
+                               (["loss=ours", "+loss.sparsify_epochs=1"], "'sparsify_epochs'"),
+                               (["loss=ours_no_infonce"], "'contrastive'")):
+        cfg = modgap.config.compose(root / "configs", "train", [*common, *overrides])
+        with pytest.raises(ValueError, match=rf"modgap's CoMM patch: loss=\w+ sets \[{dropped}\]"):
+            launcher.comm_arguments(cfg, "/src/CoMM", "/out")
+    # what the patch implements reaches its command line: eq. 9 as printed, another anchor
+    cfg = modgap.config.compose(root / "configs", "train", [*common, "loss=ours", "loss.normalize=false", "loss.anchor=1"])
+    args, _ = launcher.parse(launcher.comm_arguments(cfg, "/src/CoMM", "/out"))
+    assert args.normalize is False and args.anchor == 1
+    with pytest.raises(SystemExit):
+        launcher.parse(["--comm-root", "/src/CoMM", "--normalize", "no"])
 
 
 def test_data_path_redirects_comms_affect_data_set(tmp_path, monkeypatch):

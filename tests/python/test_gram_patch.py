@@ -220,10 +220,35 @@ def test_msrvtt_experiment_gives_the_torchrun_commands():
         args, run_args = launcher.parse(argv[4:])
         assert (args.root, args.model, args.itc, args.modalities) == ("/src/GRAM", "gram", "cosine", "tva")
         assert args.lambda1 == weight and args.lambda2 == weight and args.categories == "/data/cat.json"
+        assert args.normalize is True
         assert run_args[run_args.index("--config") + 1] == "./config/gram/finetune_cfg/retrieval-msrvtt.json"
         assert run_args[run_args.index("--pretrain_dir") + 1] == "/ckpt/gram"
         assert run_args[run_args.index("--output_dir") + 1] == f"/out/msrvtt_{loss}_seed50"
         assert run_args[run_args.index("--learning_rate") + 1] == "2e-05"
+
+
+def test_msrvtt_commands_refuse_a_loss_the_patch_does_not_implement():
+    # loss=notagap used to give the CLIP baseline's command (lambda1 = lambda2 = 0) under notagap's name
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[2]
+    for loss, dropped in (("notagap", "'alignment', 'uniformity'"), ("ours_no_infonce", "'contrastive'"),
+                          ("ours_scheduled", "'schedule'"), ("clip_ts", "'temperature_schedule'")):
+        cfg = modgap.config.compose(root / "configs", "train", [
+            "+experiment=msrvtt", "gram.root=/src/GRAM", "gram.pretrain_dir=/ckpt/gram", f"loss={loss}",
+            "data.root=/data"])
+        with pytest.raises(ValueError, match=rf"modgap's GRAM/VAST patch: loss={loss} sets \[{dropped}\], which "
+                                             r"modgap's GRAM/VAST patch does not implement"):
+            launcher.gram_arguments(cfg, "/out")
+    cfg = modgap.config.compose(root / "configs", "train", [
+        "+experiment=msrvtt", "gram.root=/src/GRAM", "gram.pretrain_dir=/ckpt/gram", "loss=ours", "data.root=/data",
+        "loss.normalize=false"])
+    args, _ = launcher.parse(launcher.gram_arguments(cfg, "/out")[4:])
+    assert args.normalize is False                                     # eq. 9 as printed reaches the patch
+    cfg = modgap.config.compose(root / "configs", "train", [
+        "+experiment=msrvtt", "gram.root=/src/GRAM", "gram.pretrain_dir=/ckpt/gram", "loss=ours", "data.root=/data",
+        "loss.anchor=1"])
+    with pytest.raises(ValueError, match=r"loss=ours sets \['anchor'\]"):  # the text is GRAM's anchor
+        launcher.gram_arguments(cfg, "/out")
 
 
 def test_msrvtt_categories_from_videodatainfo(tmp_path):

@@ -338,6 +338,31 @@ def test_shorthands_without_a_config_file():
     assert default["learnable_temperature"] is True                   # OpenCLIP's own temperature by default
 
 
+def test_a_loss_setting_the_patch_would_drop_is_refused():
+    # every shipped loss config is accepted as it is
+    for path in sorted((ROOT / "configs" / "loss").glob("*.yaml")):
+        config = modgap.config.compose(ROOT / "configs", "train", [f"loss={path.stem}"])["loss"]
+        ModGapLoss(lambda **kw: {}, config)
+    notagap = modgap.config.compose(ROOT / "configs", "train", ["loss=notagap", "loss.lambda1=1"])["loss"]
+    with pytest.raises(ValueError, match=r"loss=notagap sets \['lambda1'\], which modgap's OpenCLIP patch does not "
+                                         r"implement for it .* the run would silently train another loss"):
+        ModGapLoss(lambda **kw: {}, notagap)
+    for extra, dropped in ((["+loss.alignment=1"], "alignment"), (["loss.normalize=false"], None),
+                           (["+loss.schedule={alpha_end: 2}"], "schedule"), (["+loss.uniformity=0"], None)):
+        config = modgap.config.compose(ROOT / "configs", "train", ["loss=ours", *extra])["loss"]
+        if dropped is None:
+            ModGapLoss(lambda **kw: {}, config)  # normalize=false is the patch's; a zero weight drops nothing
+        else:
+            with pytest.raises(ValueError, match=rf"loss=ours sets \['{dropped}'\]"):
+                ModGapLoss(lambda **kw: {}, config)
+    # at launch, before OpenCLIP reads data or builds a model
+    for override, message in (("+loss.lamda1=1", r"unknown key\(s\) \['lamda1'\] in the `loss` section"),
+                              ("loss.lambda2=1", r"loss=notagap sets \['lambda2'\]")):
+        with pytest.raises(ValueError, match=message):
+            launcher.main(["--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-override", "loss=notagap",
+                           "--modgap-override", override])
+
+
 # ---- Yaras et al.'s temperature scheduling (loss=clip_ts) ----
 
 def test_scheduled_temperature_rises_linearly():
