@@ -50,6 +50,11 @@ def check_loss_config(loss: Mapping, consumer: str, implements: Collection[str])
                          f"{list(LOSS_KEYS)}")
     settings = ("lambda1", "lambda2", "normalize", "anchor", "contrastive", "schedule", "temperature_schedule",
                 "sparsify_epochs", "uniformity", "alignment", "cross_uniformity")
+    for key in ("lambda1", "lambda2", "anchor", "contrastive", "sparsify_epochs", "uniformity", "alignment",
+                "cross_uniformity", "t", "temperature"):
+        value = loss.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ValueError(f"{consumer}: `loss.{key}` must be a number, got {value!r}")
     dropped = sorted(k for k in settings if k not in implements and _changes_the_loss(k, loss.get(k)))
     if dropped:
         raise ValueError(f"{consumer}: loss={loss.get('name')} sets {dropped}, which {consumer} does not "

@@ -355,6 +355,11 @@ def test_a_loss_setting_the_patch_would_drop_is_refused():
         else:
             with pytest.raises(ValueError, match=rf"loss=ours sets \['{dropped}'\]"):
                 ModGapLoss(lambda **kw: {}, config)
+    for override in ("loss.lambda1=abc", "loss.lambda2=true"):
+        config = modgap.config.compose(ROOT / "configs", "train", ["loss=ours", override])["loss"]
+        key, value = override[len("loss."):].split("=")
+        with pytest.raises(ValueError, match=rf"`loss.{key}` must be a number, got {'True' if value == 'true' else repr(value)}"):
+            ModGapLoss(lambda **kw: {}, config)
     # at launch, before OpenCLIP reads data or builds a model
     for override, message in (("+loss.lamda1=1", r"unknown key\(s\) \['lamda1'\] in the `loss` section"),
                               ("loss.lambda2=1", r"loss=notagap sets \['lambda2'\]")):
