@@ -237,7 +237,11 @@ def test_unsupported_runs_are_refused(tmp_path):
     # refused before any run trains (and before the data is built)
     run = _run(tmp_path, "runs=[ours,notagap]", "epochs=1", "data.speakers=3", "data.test_speakers=1", "data.repetitions=1")
     assert run.returncode != 0 and "training" not in run.stdout and not list(tmp_path.glob("spoken_digits_*.pt"))
-    assert "runs: loss=notagap uses ['alignment', 'uniformity'], which scripts/av_mnist.py does not implement" in run.stderr
+    assert ("scripts/av_mnist.py: loss=notagap sets ['alignment', 'uniformity'], which scripts/av_mnist.py does not "
+            "implement" in run.stderr)
+    # clip_ts's schedule used to be dropped: a fixed temperature of 0.01 under clip_ts's name
+    run = _run(tmp_path, "runs=[clip_ts]", "epochs=1")
+    assert run.returncode != 0 and "loss=clip_ts sets ['temperature_schedule']" in run.stderr
     run = _run(tmp_path, "runs=[]", "epochs=1")
     assert run.returncode != 0 and "runs: expected a non-empty list of loss options" in run.stderr
     run = _run(tmp_path, "runs=[ours,oursx]", "epochs=1")
