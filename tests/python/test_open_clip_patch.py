@@ -309,10 +309,10 @@ def test_gap_metrics_match_the_ops_and_follow_the_eval_protocol():
     assert launcher.gap_metrics(image, text, labels, Args())["modgap_knn_accuracy"] != chosen["modgap_knn_accuracy"]
 
 
-def test_a_mistyped_eval_key_fails_at_launch():
+def test_a_mistyped_eval_key_fails_at_launch(tmp_path):
     # before OpenCLIP reads data or builds a model, not after the first epoch's validation
     with pytest.raises(ValueError, match=r"unknown key\(s\) \['knn_metrc'\] in the `eval` section"):
-        launcher.main(["--modgap-config", str(ROOT / "configs" / "train.yaml"),
+        launcher.main(["--logs", str(tmp_path), "--modgap-config", str(ROOT / "configs" / "train.yaml"),
                        "--modgap-override", "+eval.knn_metrc=euclidean"])
 
 
@@ -338,7 +338,7 @@ def test_shorthands_without_a_config_file():
     assert default["learnable_temperature"] is True                   # OpenCLIP's own temperature by default
 
 
-def test_a_loss_setting_the_patch_would_drop_is_refused():
+def test_a_loss_setting_the_patch_would_drop_is_refused(tmp_path):
     # every shipped loss config is accepted as it is
     for path in sorted((ROOT / "configs" / "loss").glob("*.yaml")):
         config = modgap.config.compose(ROOT / "configs", "train", [f"loss={path.stem}"])["loss"]
@@ -364,8 +364,8 @@ def test_a_loss_setting_the_patch_would_drop_is_refused():
     for override, message in (("+loss.lamda1=1", r"unknown key\(s\) \['lamda1'\] in the `loss` section"),
                               ("loss.lambda2=1", r"loss=notagap sets \['lambda2'\]")):
         with pytest.raises(ValueError, match=message):
-            launcher.main(["--modgap-config", str(ROOT / "configs" / "train.yaml"), "--modgap-override", "loss=notagap",
-                           "--modgap-override", override])
+            launcher.main(["--logs", str(tmp_path), "--modgap-config", str(ROOT / "configs" / "train.yaml"),
+                           "--modgap-override", "loss=notagap", "--modgap-override", override])
 
 
 # ---- Yaras et al.'s temperature scheduling (loss=clip_ts) ----
