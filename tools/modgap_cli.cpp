@@ -6,8 +6,8 @@
 // or the scripts' {"embeddings": {"image": [N, D], ...}, "labels": [N]}.
 // Every 2-D floating tensor is a modality (in the file's order) unless `modalities=` names them, and the
 // other entries are named in a notice on stderr; the integer tensor under `labels` (key configurable)
-// enables the group-wise metrics. Prints a table and
-// writes the full result as JSON (modgap::evaluate; same numbers as modgap.evaluate() in Python).
+// enables the group-wise metrics. Prints a table and writes the full result as JSON (modgap::evaluate;
+// same numbers as modgap.evaluate() in Python).
 //
 //   modgap config CONFIG.yaml [override ...] [--info defaults|yaml] [-m|--multirun]
 //
@@ -100,7 +100,8 @@ std::string describe_entry(const c10::IValue& value) {
   if (!value.isTensor()) {
     if (value.isString()) return "a str";
     if (value.isGenericDict()) return "a dict";
-    if (value.isList() || value.isTuple()) return "a list";
+    if (value.isList()) return "a list";
+    if (value.isTuple()) return "a tuple";
     if (value.isNone()) return "None";
     return std::string("a ") + value.tagKind();
   }
