@@ -1,5 +1,6 @@
-"""Main job (until the OpenCLIP integration lands): CLIP vs CLIP + modgap gap terms on real data that
-ships with scikit-learn, the 8x8 handwritten digits paired with varied captions.
+"""An OpenCLIP-free demo (the first main job; scripts/main_job.sh now trains OpenCLIP): CLIP vs CLIP +
+modgap gap terms on real data that ships with scikit-learn, the 8x8 handwritten digits paired with
+varied captions.
 
 Two small encoders (an MLP over the 64 pixels; a bag-of-words caption encoder) are trained from the
 same initialisation twice, once with the CLIP loss alone and once with eq. 21,
