@@ -2,7 +2,8 @@
 outside the source tree (tests/cpp/find_package_consumer) configured with find_package(modgap) and
 linked to modgap::modgap, and the installed `modgap` CLI. Both run with no LD_LIBRARY_PATH and no
 Python in the process, so the installed libmodgap must find libtorch and the CUDA runtime on its own.
-The consumer's loss and gradient norms must equal the same ops called from Python."""
+The consumer's loss and gradient norms must equal the same ops called from Python. The Python package's
+copies of the CLI and library, moved into another site-packages, must load that one's torch."""
 from __future__ import annotations
 
 import json
@@ -77,3 +78,25 @@ def test_installed_cli_runs_without_python(prefix, tmp_path):
     from_python = modgap.evaluate({"image": image.float(), "text": text.float()}, ks=(1, 5), probe_max_iter=0,
                                   fill_gap_k=0)
     assert from_cli["pairs"] == from_python["pairs"]
+
+
+def test_package_binaries_load_the_torch_of_their_own_environment(tmp_path):
+    # The package's CLI and libmodgap laid out as in another environment's site-packages (a wheel
+    # installed elsewhere): modgap/{bin,lib} beside links to a torch/ (and nvidia/) of that environment.
+    # They must load libtorch from there, not from the path where the build found torch.
+    package = Path(modgap.__file__).resolve().parent
+    site_packages = Path(torch.__file__).resolve().parents[1]
+    site = tmp_path / "site-packages"
+    shutil.copytree(package / "bin", site / "modgap" / "bin")
+    shutil.copytree(package / "lib", site / "modgap" / "lib")
+    (site / "torch").symlink_to(site_packages / "torch", target_is_directory=True)
+    if (site_packages / "nvidia").is_dir():
+        (site / "nvidia").symlink_to(site_packages / "nvidia", target_is_directory=True)
+    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
+    run = subprocess.run([str(site / "modgap" / "bin" / "modgap")], capture_output=True, text=True, timeout=120,
+                         env={**env, "LD_DEBUG": "libs"})
+    assert "usage: modgap eval" in run.stdout + run.stderr, run.stderr[-3000:]
+    loaded = [line.split("calling init:")[1].strip() for line in run.stderr.splitlines() if "calling init:" in line]
+    for name in ("libc10.so", "libtorch_cpu.so", "libmodgap.so.0"):
+        paths = [path for path in loaded if Path(path).name == name]
+        assert paths and all(path.startswith(str(site)) for path in paths), (name, paths)
