@@ -2,7 +2,7 @@
 outside the source tree (tests/cpp/find_package_consumer) configured with find_package(modgap) and
 linked to modgap::modgap, and the installed `modgap` CLI. Both run with no LD_LIBRARY_PATH and no
 Python in the process, so the installed libmodgap must find libtorch and the CUDA runtime on its own.
-The consumer's loss and gradient norms must equal the same ops called from Python. The Python package's
+The consumer's loss, gradient norms and composed config must equal the same calls made from Python. The Python package's
 copies of the CLI and library, moved into another site-packages, must load that one's torch."""
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import pytest
 import torch
 
 import modgap
+import modgap.config
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("MODGAP_BUILD_DIR", ROOT / "build" / "cmake"))
@@ -55,7 +56,9 @@ def test_find_package_consumer_builds_links_and_matches_python(prefix, tmp_path)
     _run(["cmake", "-S", CONSUMER, "-B", build, *generator, "-DCMAKE_BUILD_TYPE=Release",
           f"-DCMAKE_PREFIX_PATH={prefix};{torch.utils.cmake_prefix_path}"])
     _run(["cmake", "--build", build])
-    out = json.loads(_run([build / "gap_terms"]).stdout)
+    overrides = ["loss=clip_ft", "loss.lambda2=0.5", "+experiment=cifar10", "data.root=/data/cifar10"]
+    out = json.loads(_run([build / "gap_terms", ROOT / "configs", *overrides]).stdout)
+    assert out["config"] == modgap.config.compose(ROOT / "configs", "train", overrides)
 
     image, text = (x.requires_grad_(True) for x in _consumer_embeddings())
     loss = modgap.atp_loss([image, text]) + modgap.centroid_uniformity([image, text], t=2.0)
