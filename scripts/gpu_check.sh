@@ -55,6 +55,9 @@ setup() {
   fi
   export LD_LIBRARY_PATH="$DEPS/usr/lib/x86_64-linux-gnu${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   export MODGAP_LIBRARY="$BUILD/libmodgap.so" MODGAP_JIT_RUNNER="$BUILD/modgap_jit_runner"
+  # tests/python/test_cmake_package.py installs this build and builds a find_package(modgap) program
+  # against it (CMake 4 and the image's CUDA toolkit there); it skips when the build is not here.
+  export MODGAP_BUILD_DIR="$BUILD"
   export PYTHONPATH="$ROOT/python:$ROOT/tests/python${PYTHONPATH:+:$PYTHONPATH}"
 }
 
