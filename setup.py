@@ -49,6 +49,8 @@ class BuildLibmodgap(build_ext):
         # The `modgap` CLI (C++) in modgap/bin/: its RPATH includes $ORIGIN/../lib, where the dynamic
         # loader looks for the library's SONAME (libmodgap.so.0), so that name is shipped too (1 MB).
         shutil.copyfile(built, target.with_name("libmodgap.so.0"))
+        # the torch it was built against, for the loader's error message (CMakeLists.txt writes it)
+        shutil.copyfile(build_dir / "libmodgap.build.json", target.with_name("libmodgap.build.json"))
         cli = target.parent.parent / "bin" / "modgap"
         cli.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(build_dir / "modgap", cli)

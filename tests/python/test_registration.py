@@ -3,6 +3,7 @@ the C++ Meta and Autograd kernels only (no Python registration exists), and libr
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -93,6 +94,64 @@ def test_library_path_and_direct_loading():
             "print(torch.ops.modgap.atp_loss([torch.ones(2, 2), torch.zeros(2, 2)]).item())" % path)
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert float(out) == 2.0
+
+
+def test_the_shipped_library_names_the_torch_it_was_built_against():
+    # libmodgap.build.json beside the library (CMake writes it, the package copies it): the torch of this
+    # process, which is the one the test build compiled against
+    from modgap._library import _built_against
+    path = modgap.library_path()
+    if os.environ.get("MODGAP_LIBRARY") and not os.path.isfile(os.path.join(os.path.dirname(path), "libmodgap.build.json")):
+        pytest.skip(f"MODGAP_LIBRARY={path} is a copy without its build directory")
+    assert _built_against(path) == torch.__version__.split("+")[0]
+
+
+def _import_with_library(path):
+    env = {**os.environ, "MODGAP_LIBRARY": str(path)}
+    return subprocess.run([sys.executable, "-c", "import modgap"], capture_output=True, text=True, env=env, timeout=120)
+
+
+@pytest.mark.skipif(shutil.which("cc") is None, reason="no C compiler")
+def test_a_library_that_cannot_load_says_why(tmp_path):
+    # torch.ops.load_library's own error is "Could not load this library: PATH"; the dynamic loader's reason
+    # (and what to do) must reach the message. Small stand-in libraries fail the way real mismatches do.
+    def compile_library(name, code, *link):
+        (tmp_path / f"{name}.c").write_text(code)
+        subprocess.run(["cc", "-shared", "-fPIC", "-o", str(tmp_path / name), str(tmp_path / f"{name}.c"), *link],
+                       check=True, cwd=tmp_path)
+        return tmp_path / name
+
+    # built against another torch: a c10 symbol this torch does not have
+    mismatched = compile_library("libmodgap.so", "extern void _ZN3c1013modgap_absentEv(void);\n"
+                                                 "void f(void) { _ZN3c1013modgap_absentEv(); }\n")
+    (tmp_path / "libmodgap.build.json").write_text('{"torch": "2.99.0"}')
+    run = _import_with_library(mismatched)
+    assert run.returncode != 0
+    message = run.stderr.strip().splitlines()[-1]
+    assert "undefined symbol: _ZN3c1013modgap_absentEv" in message and "built against torch 2.99.0" in message
+    assert f"This process runs torch {torch.__version__}" in message and "pip install --no-build-isolation" in message
+
+    # a dependency that is not installed
+    dependency = compile_library("libmodgap-test-dependency.so.1", "int dependency_stand_in(void) { return 1; }\n",
+                                 "-Wl,-soname,libmodgap-test-dependency.so.1")
+    needs_it = compile_library("needs_dependency.so", "extern int dependency_stand_in(void);\n"
+                                                      "int g(void) { return dependency_stand_in(); }\n",
+                               f"-L{tmp_path}", "-l:libmodgap-test-dependency.so.1")
+    dependency.unlink()
+    message = _import_with_library(needs_it).stderr.strip().splitlines()[-1]
+    assert "A library it needs is not found: libmodgap-test-dependency.so.1" in message
+    # ... and when that is yaml-cpp's runtime (on a machine without it), how to install it
+    from modgap._library import _load_error
+    cause = OSError("libyaml-cpp.so.0.7: cannot open shared object file: No such file or directory")
+    error = OSError("Could not load this library: /x/libmodgap.so")
+    error.__cause__ = cause
+    assert "not found: libyaml-cpp.so.0.7 (yaml-cpp's runtime; Debian/Ubuntu: `apt-get install libyaml-cpp-dev`)" in \
+        str(_load_error("/x/libmodgap.so", error))
+
+    # not a shared library at all
+    (tmp_path / "broken.so").write_text("not ELF")
+    message = _import_with_library(tmp_path / "broken.so").stderr.strip().splitlines()[-1]
+    assert message.startswith(f"OSError: modgap: cannot load {tmp_path / 'broken.so'}") and "not a loadable" in message
 
 
 def test_internal_forward_refuses_gradients():
