@@ -22,14 +22,40 @@ class CMakeLibrary(Extension):
         super().__init__("modgap.lib.libmodgap", sources=[])
 
 
+def configured_torch_dir(build_dir: Path):
+    """The Torch_DIR an existing CMake build directory was configured with (None: not configured)."""
+    cache = build_dir / "CMakeCache.txt"
+    if not cache.exists():
+        return None
+    for line in cache.read_text(errors="replace").splitlines():
+        if line.startswith("Torch_DIR:"):
+            return Path(line.split("=", 1)[1]).resolve()
+    return None
+
+
 class BuildLibmodgap(build_ext):
     def build_extension(self, ext: Extension) -> None:
-        import torch
+        try:
+            import torch
+        except ImportError:
+            raise RuntimeError(
+                "modgap is compiled against the torch of the environment that will load it, and this build "
+                "environment has none (pip's build isolation). Install torch first, then "
+                "`pip install --no-build-isolation .`") from None
 
         build_dir = Path(os.environ.get("MODGAP_BUILD_DIR", ROOT / "build" / "cmake")).resolve()
         cmake = shutil.which("cmake", path=str(Path(sys.executable).parent)) or shutil.which("cmake")
         if cmake is None:
             raise RuntimeError("cmake was not found; `pip install cmake ninja` first")
+        # A build directory configured for another environment's torch would be rebuilt against that torch
+        # and the library would fail to load here (undefined symbols): refuse, saying what to do.
+        torch_dir = (Path(torch.utils.cmake_prefix_path) / "Torch").resolve()
+        configured = configured_torch_dir(build_dir)
+        if configured is not None and configured != torch_dir:
+            raise RuntimeError(
+                f"{build_dir} was configured for the torch at {configured}, but this environment's torch is at "
+                f"{torch_dir}: use a build directory per environment (MODGAP_BUILD_DIR=build/cmake-<name>) "
+                f"or remove {build_dir}")
         if not (build_dir / "CMakeCache.txt").exists():
             args = [cmake, "-S", str(ROOT), "-B", str(build_dir),
                     f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}", "-DCMAKE_BUILD_TYPE=Release"]

@@ -105,3 +105,19 @@ def test_package_binaries_load_the_torch_of_their_own_environment(tmp_path):
     for name in ("libc10.so", "libtorch_cpu.so", "libmodgap.so.0"):
         paths = [path for path in loaded if Path(path).name == name]
         assert paths and all(path.startswith(str(site)) for path in paths), (name, paths)
+
+
+def test_setup_refuses_a_build_directory_of_another_torch(tmp_path):
+    # pip install --no-build-isolation . in a second environment must not rebuild build/cmake, which was
+    # configured for the first environment's torch: the library would not load there (undefined symbols).
+    other = tmp_path / "build-of-another-env"
+    other.mkdir()
+    (other / "CMakeCache.txt").write_text("Torch_DIR:PATH=/elsewhere/site-packages/torch/share/cmake/Torch\n")
+    import sys
+    run = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
+                          "--build-temp", str(tmp_path / "temp")], cwd=ROOT, capture_output=True, text=True,
+                         timeout=300, env={**os.environ, "MODGAP_BUILD_DIR": str(other)})
+    assert run.returncode != 0
+    assert (f"{other} was configured for the torch at /elsewhere/site-packages/torch/share/cmake/Torch, but this "
+            f"environment's torch is at {Path(torch.utils.cmake_prefix_path).resolve() / 'Torch'}") in run.stderr
+    assert not (tmp_path / "lib").exists() or not any((tmp_path / "lib").rglob("libmodgap.so"))
