@@ -17,9 +17,8 @@
 //         - 2 (C_x C_y)^(1/2))), unbiased covariances plus 1e-6 I, float64.
 // Ties between equal similarities at the k-th neighbour are broken arbitrarily.
 //
-// Nothing (N + M) x (N + M) is formed: two passes over tiles of S (one GEMM each), the first keeping a
-// running top-k and the best image / text similarity of every query, the second counting the
-// same-modality items above the best other-modality one. tr((C_x C_y)^(1/2)) is computed as the trace
+// Nothing (N + M) x (N + M) is formed: one pass over tiles of S (one GEMM each) keeps a running top-k of
+// every query, its best other-modality similarity and the count of same-modality items above it. tr((C_x C_y)^(1/2)) is computed as the trace
 // of the square root of the symmetric C_x^(1/2) C_y C_x^(1/2) (the same eigenvalues), with eigh.
 #include <torch/library.h>
 
@@ -98,64 +97,39 @@ FillGapStats fill_gap_stats_kernel(const at::Tensor& x, const at::Tensor& y, int
   const int64_t cols_per_tile = std::min(total, eval::tile_cols(device));
   const int64_t rows_per_tile = eval::tile_rows(cols_per_tile, device);
 
-  // Pass 1: per query the best image and the best text similarity, and the modality counts of its top k.
-  at::Tensor best_image = at::full({total}, kNegInf, z.options());
-  at::Tensor best_text = at::full({total}, kNegInf, z.options());
+  // One pass over the tiles of S. A row tile holds queries of one modality (tiles stop at the image /
+  // text boundary) and visits the other modality's items first: by the time it reaches its own
+  // modality's items, every query's best other-modality similarity (the TMR / IMR threshold) is known,
+  // so the same-modality items above it are counted on the same tiles (S is formed once).
   at::Tensor counts = at::zeros({2, 2}, z.options().dtype(at::kLong));
-  for (int64_t row0 = 0; row0 < total; row0 += rows_per_tile) {
-    const int64_t rows = std::min(rows_per_tile, total - row0);
-    eval::RunningTopK nearest(k);
-    for (int64_t col0 = 0; col0 < total; col0 += cols_per_tile) {
-      const int64_t cols = std::min(cols_per_tile, total - col0);
-      const at::Tensor s = similarity_tile(z, row0, rows, col0, cols);
-      const int64_t image_cols = std::clamp<int64_t>(num_images - col0, 0, cols);  // images come first in Z
-      if (image_cols > 0) {
-        best_image.narrow(0, row0, rows).copy_(
-            at::maximum(best_image.narrow(0, row0, rows), std::get<0>(s.narrow(1, 0, image_cols).max(1))));
-      }
-      if (image_cols < cols) {
-        best_text.narrow(0, row0, rows).copy_(at::maximum(
-            best_text.narrow(0, row0, rows), std::get<0>(s.narrow(1, image_cols, cols - image_cols).max(1))));
-      }
-      nearest.add(s, col0);
-    }
-    const at::Tensor& top_items = nearest.items();
-    // counts[q][m] += #{(query of modality q, neighbour of modality m)}: q = row >= N, m = item >= N.
-    const at::Tensor query_is_text = at::arange(row0, row0 + rows, top_items.options()).ge(num_images);
-    const at::Tensor neighbour_is_text = top_items.ge(num_images);
-    const at::Tensor pair_class = (query_is_text.unsqueeze(1).to(at::kLong) * 2 + neighbour_is_text.to(at::kLong));
-    counts.view({4}).add_(at::bincount(pair_class.flatten(), {}, 4));
-  }
-
-  // Pass 2: same-modality items strictly above the query's best other-modality similarity.
-  const at::Tensor best_other = at::cat({best_text.narrow(0, 0, num_images), best_image.narrow(0, num_images,
-                                                                                            total - num_images)});
   at::Tensor above = at::zeros({total}, z.options().dtype(at::kLong));
-  for (int64_t row0 = 0; row0 < total; row0 += rows_per_tile) {
-    const int64_t rows = std::min(rows_per_tile, total - row0);
-    const int64_t image_rows = std::clamp<int64_t>(num_images - row0, 0, rows);
-    for (int64_t col0 = 0; col0 < total; col0 += cols_per_tile) {
-      const int64_t cols = std::min(cols_per_tile, total - col0);
-      const int64_t image_cols = std::clamp<int64_t>(num_images - col0, 0, cols);
-      const bool has_image_block = image_rows > 0 && image_cols > 0;
-      const bool has_text_block = image_rows < rows && image_cols < cols;
-      if (!has_image_block && !has_text_block) {
-        continue;
+  for (const int64_t query_modality : {0, 1}) {  // 0: image queries, 1: text queries
+    const int64_t same_begin = query_modality == 0 ? 0 : num_images;
+    const int64_t same_end = query_modality == 0 ? num_images : total;
+    const int64_t other_begin = query_modality == 0 ? num_images : 0;
+    const int64_t other_end = query_modality == 0 ? total : num_images;
+    for (int64_t row0 = same_begin; row0 < same_end; row0 += rows_per_tile) {
+      const int64_t rows = std::min(rows_per_tile, same_end - row0);
+      eval::RunningTopK nearest(k);
+      at::Tensor best_other = at::full({rows}, kNegInf, z.options());
+      for (int64_t col0 = other_begin; col0 < other_end; col0 += cols_per_tile) {
+        const int64_t cols = std::min(cols_per_tile, other_end - col0);
+        const at::Tensor s = similarity_tile(z, row0, rows, col0, cols);
+        best_other = at::maximum(best_other, std::get<0>(s.max(1)));
+        nearest.add(s, col0);
       }
-      const at::Tensor s = similarity_tile(z, row0, rows, col0, cols);
-      const at::Tensor threshold = best_other.narrow(0, row0, rows).unsqueeze(1);
-      if (has_image_block) {  // image queries x image items
-        above.narrow(0, row0, image_rows)
-            .add_(s.narrow(0, 0, image_rows).narrow(1, 0, image_cols).gt(threshold.narrow(0, 0, image_rows)).sum(1));
+      const at::Tensor threshold = best_other.unsqueeze(1);
+      at::Tensor above_rows = above.narrow(0, row0, rows);
+      for (int64_t col0 = same_begin; col0 < same_end; col0 += cols_per_tile) {
+        const int64_t cols = std::min(cols_per_tile, same_end - col0);
+        const at::Tensor s = similarity_tile(z, row0, rows, col0, cols);  // the query itself is -inf
+        above_rows.add_(s.gt(threshold).sum(1));
+        nearest.add(s, col0);
       }
-      if (has_text_block) {  // text queries x text items
-        const int64_t text_rows = rows - image_rows;
-        above.narrow(0, row0 + image_rows, text_rows)
-            .add_(s.narrow(0, image_rows, text_rows)
-                      .narrow(1, image_cols, cols - image_cols)
-                      .gt(threshold.narrow(0, image_rows, text_rows))
-                      .sum(1));
-      }
+      // counts[q][m] += #{(query of modality q, one of its k nearest of modality m)}; items >= N are texts.
+      const at::Tensor text_neighbours = nearest.items().ge(num_images).sum();
+      counts[query_modality][1].add_(text_neighbours);
+      counts[query_modality][0].add_(nearest.items().numel() - text_neighbours);
     }
   }
   const at::Tensor ranks = above.to(at::kDouble).add_(1.0);

@@ -64,9 +64,12 @@ def test_matches_reference(device, n, m, d, offset, k):
     assert ours["fid"] == pytest.approx(ref["fid"], rel=1e-6)
 
 
-def test_tiles_across_the_cpu_tile():
-    """N + M = 4600 > 4096 columns and > 1024 rows: both passes cross tile edges in both directions."""
-    x, y = _pair(2600, 2000, 6, 0.3, seed=7)
+@pytest.mark.parametrize("n,m", [(2600, 2000), (4300, 350)])
+def test_tiles_across_the_cpu_tile(n, m):
+    """Row tiles of 1024 queries stop at the image / text boundary and visit each modality's items in
+    tiles of 4096: 2600 + 2000 crosses row-tile edges in both modalities, 4300 images cross a column-tile
+    edge of the same-modality items (counted above the threshold) and, for text queries, of the other's."""
+    x, y = _pair(n, m, 6, 0.3, seed=7)
     ours = modgap.fill_gap_stats(x, y, 3)
     ref = reference(x, y, 3)
     assert ours["neighbour_counts"].tolist() == ref["counts"].tolist()
