@@ -13,6 +13,7 @@
 #endif
 
 #include <modgap/config.h>
+#include <modgap/evaluate.h>
 #include <modgap/modgap.h>
 
 namespace modgap {
@@ -194,6 +195,10 @@ TORCH_LIBRARY(modgap, m) {
       "_evaluate(Tensor[] embeddings, str[] names, Tensor? labels, int[] ks, int n_clusters, int n_init, "
       "int max_iter, float tol, int knn_k, str knn_metric, float test_fraction, int seed, bool progress, "
       "int fill_gap_k=1, float probe_c=1.0, int probe_max_iter=100) -> (str json, str table)");
+
+  // Internal: evaluate()'s protocol options and their defaults as JSON (modgap::evaluation_protocol_defaults_json),
+  // the one list `modgap eval config=...` and modgap.evaluation_options() check a config's `eval` section against.
+  m.def("_evaluation_protocol_defaults() -> str", &modgap::evaluation_protocol_defaults_json);
 
   // ---- configs (Hydra-style composition with yaml-cpp; include/modgap/config.h) ----
   // Internal: the composed config as JSON and YAML, and the final defaults list. Python:

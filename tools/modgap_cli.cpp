@@ -206,9 +206,8 @@ int run_eval(const std::vector<std::string>& args) {
       throw std::invalid_argument("modgap eval: " + overrides.at("config") + " has no `eval` section");
     }
     // The config's values go through the same key=value parsing as the command line; plain keys win.
-    static const std::set<std::string> protocol_keys = {"ks",   "knn_k", "n_init",        "n_clusters", "max_iter",
-                                                        "tol",  "seed",  "test_fraction", "knn_metric", "fill_gap_k",
-                                                        "probe_c", "probe_max_iter"};
+    const std::vector<std::string> keys = modgap::evaluation_protocol_keys();  // Python's evaluation_options reads the same
+    const std::set<std::string> protocol_keys(keys.begin(), keys.end());
     for (const auto& entry : eval) {
       const std::string key = entry.first.Scalar();
       if (!protocol_keys.count(key)) {

@@ -38,6 +38,13 @@ struct EvaluationReport {
   std::string table;  // a readable summary
 };
 
+// The protocol options by the names `modgap eval`, a config's `eval` section and Python's
+// modgap.evaluate() give them, in this order, with the defaults of EvaluateOptions{} (`n_clusters`:
+// null, the number of classes), as a JSON object. The one list of them: the CLI and the Python package
+// read their keys here, and a test checks that modgap.evaluate()'s defaults are these values.
+std::string evaluation_protocol_defaults_json();
+std::vector<std::string> evaluation_protocol_keys();
+
 // `embeddings`: M >= 2 modalities [N, D] (row i of every modality is one sample), named by `names`.
 // Rows are L2-normalised first. `labels` (optional, [N] integers) enables the group-wise part:
 // V-measure of k-means on the union of all modalities' rows, kNN and linear-probe accuracy per modality

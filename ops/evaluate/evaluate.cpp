@@ -455,6 +455,43 @@ EvaluationReport evaluate(at::TensorList embeddings, const std::vector<std::stri
 
 namespace {
 
+Json evaluation_protocol_defaults() {
+  const EvaluateOptions defaults;
+  Json ks = Json::array();
+  for (const int64_t k : defaults.ks) {
+    ks.push(Json::integer(k));
+  }
+  Json protocol = Json::object();
+  protocol.set("ks", ks)
+      .set("n_clusters", defaults.n_clusters == 0 ? Json::null() : Json::integer(defaults.n_clusters))
+      .set("knn_k", Json::integer(defaults.knn_k))
+      .set("seed", Json::integer(defaults.seed))
+      .set("n_init", Json::integer(defaults.n_init))
+      .set("max_iter", Json::integer(defaults.kmeans_max_iter))
+      .set("tol", Json::number(defaults.kmeans_tol))
+      .set("knn_metric", Json::string(defaults.knn_metric))
+      .set("test_fraction", Json::number(defaults.test_fraction))
+      .set("fill_gap_k", Json::integer(defaults.fill_gap_k))
+      .set("probe_c", Json::number(defaults.probe_c))
+      .set("probe_max_iter", Json::integer(defaults.probe_max_iter));
+  return protocol;
+}
+
+}  // namespace
+
+std::string evaluation_protocol_defaults_json() { return evaluation_protocol_defaults().dump(0); }
+
+std::vector<std::string> evaluation_protocol_keys() {
+  const Json defaults = evaluation_protocol_defaults();  // named: entries() refers into it
+  std::vector<std::string> keys;
+  for (const auto& entry : defaults.entries()) {
+    keys.push_back(entry.first);
+  }
+  return keys;
+}
+
+namespace {
+
 std::tuple<std::string, std::string> evaluate_op(at::TensorList embeddings, std::vector<std::string> names,
                                                  const std::optional<at::Tensor>& labels, std::vector<int64_t> ks,
                                                  int64_t n_clusters, int64_t n_init, int64_t max_iter, double tol,

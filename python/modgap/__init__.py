@@ -6,6 +6,7 @@ The math lives in C++ (see the repository's ``ops/`` folder); these wrappers onl
 """
 from __future__ import annotations
 
+import inspect
 import json
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -275,10 +276,11 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     return json.loads(text)
 
 
-# The protocol keys of a config's `eval` section: evaluate()'s options but `progress` (how to run, not what
-# to compute). `modgap eval config=...` reads the same twelve (tools/modgap_cli.cpp, protocol_keys).
-_PROTOCOL_KEYS = ("ks", "n_clusters", "knn_k", "seed", "n_init", "max_iter", "tol", "knn_metric", "test_fraction",
-                  "fill_gap_k", "probe_c", "probe_max_iter")
+# The protocol keys of a config's `eval` section and their defaults: evaluate()'s options but `progress` (how
+# to run, not what to compute), from C++ (modgap::evaluation_protocol_defaults_json, EvaluateOptions), the
+# list `modgap eval config=...` reads too. tests/python/test_evaluation.py checks evaluate()'s defaults.
+_PROTOCOL_DEFAULTS = json.loads(torch.ops.modgap._evaluation_protocol_defaults())
+_PROTOCOL_KEYS = tuple(_PROTOCOL_DEFAULTS)
 
 
 def evaluation_options(protocol: Optional[Mapping], *, ignore: Sequence[str] = (), **fixed) -> dict:
@@ -328,9 +330,8 @@ def _evaluation_inputs(function: str, embeddings, labels) -> Tuple[List[torch.Te
 def format_evaluation(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor] = None, **options) -> str:
     """The readable table `modgap eval` prints, for the same arguments as :func:`evaluate`."""
     tensors, names = _evaluation_inputs("format_evaluation", embeddings, labels)
-    defaults = dict(ks=(1, 5, 10), n_clusters=None, knn_k=5, seed=0, n_init=1, max_iter=300, tol=1e-4,
-                    knn_metric="cosine", test_fraction=0.2, progress=False, fill_gap_k=1, probe_c=1.0,
-                    probe_max_iter=100)
+    defaults = {name: parameter.default for name, parameter in inspect.signature(evaluate).parameters.items()
+                if parameter.kind is inspect.Parameter.KEYWORD_ONLY}  # evaluate()'s own, so the two agree
     unknown = set(options) - set(defaults)
     if unknown:
         raise TypeError(f"modgap.format_evaluation: unknown options {sorted(unknown)}")

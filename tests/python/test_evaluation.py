@@ -524,6 +524,21 @@ def test_evaluate_without_labels_and_three_modalities():
     assert "fill_the_gap" not in skipped["pairs"]["a-b"] and skipped["protocol"]["fill_gap_k"] == 0
 
 
+def test_evaluate_defaults_are_those_of_the_cli():
+    # One list of protocol options with one set of defaults (C++ EvaluateOptions{}, which `modgap eval`
+    # uses): modgap.evaluate()'s keyword defaults must be those values, and evaluation_options() and
+    # format_evaluation() take exactly those keys.
+    import inspect
+    cpp = json.loads(torch.ops.modgap._evaluation_protocol_defaults())
+    python = {name: parameter.default for name, parameter in inspect.signature(modgap.evaluate).parameters.items()
+              if parameter.kind is inspect.Parameter.KEYWORD_ONLY and name != "progress"}
+    assert {**python, "ks": list(python["ks"])} == cpp
+    assert list(python) == list(cpp)  # same order, as the README lists them
+    assert modgap.evaluation_options(cpp) == {**cpp, "ks": tuple(cpp["ks"])}
+    with pytest.raises(TypeError, match="unknown options"):
+        modgap.format_evaluation({"a": torch.randn(4, 2), "b": torch.randn(4, 2)}, bogus=1)
+
+
 def test_evaluation_options_carry_a_config_eval_section(tmp_path):
     embeddings, labels = _digits_embeddings()
     configs = Path(__file__).resolve().parents[2] / "configs"
