@@ -13,6 +13,11 @@ class GapLoss(torch.nn.Module):
     produces them; the paper's reference code L2-normalises them first), and add the result to the
     contrastive loss: ``loss = clip_loss + gap_loss([image_features, text_features])``.
     Scriptable with ``torch.jit.script``.
+
+    Under data parallelism it sees this rank's rows only. L_ATP is a mean over rows, so with equal local
+    batches DDP's gradient averaging gives the global batch's; L_CU is then the uniformity of the local
+    centroids. For L_CU over the global batch (as one process would compute it) use
+    ``modgap.distributed.centroid_uniformity`` instead of this module's term, as the OpenCLIP patch does.
     """
 
     def __init__(self, lambda1: float = 1.0, lambda2: float = 1.0, t: float = 2.0, anchor: int = 0,
