@@ -18,8 +18,10 @@ ROOT = Path(__file__).resolve().parent
 
 
 class CMakeLibrary(Extension):
+    NAME = "modgap.lib.libmodgap"
+
     def __init__(self) -> None:
-        super().__init__("modgap.lib.libmodgap", sources=[])
+        super().__init__(self.NAME, sources=[])
 
 
 def configured_torch_dir(build_dir: Path):
@@ -34,6 +36,24 @@ def configured_torch_dir(build_dir: Path):
 
 
 class BuildLibmodgap(build_ext):
+    def get_ext_filename(self, fullname: str) -> str:
+        # The library is loaded by path (torch.ops.load_library), not imported: its file is libmodgap.so,
+        # the name setuptools also copies for an editable install (`pip install -e`).
+        # (distutils asks for the last component, "libmodgap"; setuptools' editable copy for the full name.)
+        parts = fullname.split(".")
+        if parts[-1] == CMakeLibrary.NAME.split(".")[-1]:
+            return os.path.join(*parts[:-1], "libmodgap.so")
+        return super().get_ext_filename(fullname)
+
+    def copy_extensions_to_source(self) -> None:
+        # `pip install -e .`: the package is the source tree (python/modgap), so the library, its SONAME
+        # copy, its build info and the CLI go there (git ignores python/modgap/lib and bin).
+        package_dir = Path(self.get_finalized_command("build_py").get_package_dir("modgap"))
+        for relative in ("lib/libmodgap.so", "lib/libmodgap.so.0", "lib/libmodgap.build.json", "bin/modgap"):
+            destination = package_dir / relative
+            destination.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(Path(self.build_lib) / "modgap" / relative, destination)
+
     def build_extension(self, ext: Extension) -> None:
         try:
             import torch
@@ -69,7 +89,7 @@ class BuildLibmodgap(build_ext):
         jobs = os.environ.get("MAX_JOBS", str(os.cpu_count() or 1))
         subprocess.check_call([cmake, "--build", str(build_dir), "--target", "modgap", "modgap_cli", "-j", jobs])
         built = (build_dir / "libmodgap.so").resolve()
-        target = Path(self.get_ext_fullpath(ext.name)).with_name("libmodgap.so")
+        target = Path(self.get_ext_fullpath(ext.name))
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(built, target)
         # The `modgap` CLI (C++) in modgap/bin/: its RPATH includes $ORIGIN/../lib, where the dynamic
