@@ -10,6 +10,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,9 +27,14 @@ pytestmark = pytest.mark.skipif(not (BUILD / "CMakeCache.txt").is_file() or shut
                                 reason=f"no CMake build at {BUILD} (scripts/bootstrap.sh makes one)")
 
 
+def _without_loader_path() -> dict:
+    """This process's environment without LD_LIBRARY_PATH: the binaries must find their libraries alone."""
+    return {key: value for key, value in os.environ.items() if key != "LD_LIBRARY_PATH"}
+
+
 def _run(command, **kwargs):
-    env = {key: value for key, value in os.environ.items() if key != "LD_LIBRARY_PATH"}
-    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=env, timeout=600, **kwargs)
+    result = subprocess.run([str(c) for c in command], capture_output=True, text=True, env=_without_loader_path(),
+                            timeout=600, **kwargs)
     assert result.returncode == 0, f"{' '.join(map(str, command))}\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
     return result
 
@@ -71,7 +77,7 @@ def test_find_package_consumer_builds_links_and_matches_python(prefix, tmp_path)
 def test_installed_cli_runs_without_python(prefix, tmp_path):
     cli = prefix / "bin" / "modgap"
     usage = subprocess.run([str(cli)], capture_output=True, text=True, timeout=120,
-                           env={k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"})
+                           env=_without_loader_path())
     assert "usage: modgap eval" in usage.stdout + usage.stderr, usage.stderr
     image, text = _consumer_embeddings()
     path = tmp_path / "emb.pt"
@@ -97,9 +103,8 @@ def test_package_binaries_load_the_torch_of_their_own_environment(tmp_path):
     (site / "torch").symlink_to(site_packages / "torch", target_is_directory=True)
     if (site_packages / "nvidia").is_dir():
         (site / "nvidia").symlink_to(site_packages / "nvidia", target_is_directory=True)
-    env = {k: v for k, v in os.environ.items() if k != "LD_LIBRARY_PATH"}
     run = subprocess.run([str(site / "modgap" / "bin" / "modgap")], capture_output=True, text=True, timeout=120,
-                         env={**env, "LD_DEBUG": "libs"})
+                         env={**_without_loader_path(), "LD_DEBUG": "libs"})
     assert "usage: modgap eval" in run.stdout + run.stderr, run.stderr[-3000:]
     loaded = [line.split("calling init:")[1].strip() for line in run.stderr.splitlines() if "calling init:" in line]
     for name in ("libc10.so", "libtorch_cpu.so", "libmodgap.so.0"):
@@ -113,7 +118,6 @@ def test_setup_refuses_a_build_directory_of_another_torch(tmp_path):
     other = tmp_path / "build-of-another-env"
     other.mkdir()
     (other / "CMakeCache.txt").write_text("Torch_DIR:PATH=/elsewhere/site-packages/torch/share/cmake/Torch\n")
-    import sys
     run = subprocess.run([sys.executable, "setup.py", "-q", "build_ext", "--build-lib", str(tmp_path / "lib"),
                           "--build-temp", str(tmp_path / "temp")], cwd=ROOT, capture_output=True, text=True,
                          timeout=300, env={**os.environ, "MODGAP_BUILD_DIR": str(other)})
