@@ -206,7 +206,8 @@ int run_eval(const std::vector<std::string>& args) {
       throw std::invalid_argument("modgap eval: " + overrides.at("config") + " has no `eval` section");
     }
     // The config's values go through the same key=value parsing as the command line; plain keys win.
-    const std::vector<std::string> keys = modgap::evaluation_protocol_keys();  // Python's evaluation_options reads the same
+    // The keys modgap.evaluation_options() checks in Python too (include/modgap/evaluate.h).
+    const std::vector<std::string> keys = modgap::evaluation_protocol_keys();
     const std::set<std::string> protocol_keys(keys.begin(), keys.end());
     for (const auto& entry : eval) {
       const std::string key = entry.first.Scalar();

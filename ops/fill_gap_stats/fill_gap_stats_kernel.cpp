@@ -18,8 +18,9 @@
 // Ties between equal similarities at the k-th neighbour are broken arbitrarily.
 //
 // Nothing (N + M) x (N + M) is formed: one pass over tiles of S (one GEMM each) keeps a running top-k of
-// every query, its best other-modality similarity and the count of same-modality items above it. tr((C_x C_y)^(1/2)) is computed as the trace
-// of the square root of the symmetric C_x^(1/2) C_y C_x^(1/2) (the same eigenvalues), with eigh.
+// every query, its best other-modality similarity and the count of same-modality items above it.
+// tr((C_x C_y)^(1/2)) is computed as the trace of the square root of the symmetric C_x^(1/2) C_y C_x^(1/2)
+// (the same eigenvalues), with eigh.
 #include <torch/library.h>
 
 #include <limits>

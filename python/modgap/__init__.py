@@ -276,11 +276,10 @@ def evaluate(embeddings: Dict[str, torch.Tensor], labels: Optional[torch.Tensor]
     return json.loads(text)
 
 
-# The protocol keys of a config's `eval` section and their defaults: evaluate()'s options but `progress` (how
-# to run, not what to compute), from C++ (modgap::evaluation_protocol_defaults_json, EvaluateOptions), the
-# list `modgap eval config=...` reads too. tests/python/test_evaluation.py checks evaluate()'s defaults.
-_PROTOCOL_DEFAULTS = json.loads(torch.ops.modgap._evaluation_protocol_defaults())
-_PROTOCOL_KEYS = tuple(_PROTOCOL_DEFAULTS)
+# The protocol keys of a config's `eval` section: evaluate()'s options but `progress` (how to run, not what
+# to compute), from C++ (modgap::evaluation_protocol_defaults_json, EvaluateOptions), the list
+# `modgap eval config=...` reads too. tests/python/test_evaluation.py checks evaluate()'s defaults against it.
+_PROTOCOL_KEYS = tuple(json.loads(torch.ops.modgap._evaluation_protocol_defaults()))
 
 
 def evaluation_options(protocol: Optional[Mapping], *, ignore: Sequence[str] = (), **fixed) -> dict:

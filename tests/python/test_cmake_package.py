@@ -2,8 +2,9 @@
 outside the source tree (tests/cpp/find_package_consumer) configured with find_package(modgap) and
 linked to modgap::modgap, and the installed `modgap` CLI. Both run with no LD_LIBRARY_PATH and no
 Python in the process, so the installed libmodgap must find libtorch and the CUDA runtime on its own.
-The consumer's loss, gradient norms and composed config must equal the same calls made from Python. The Python package's
-copies of the CLI and library, moved into another site-packages, must load that one's torch."""
+The consumer's loss, gradient norms and composed config must equal the same calls made from Python.
+The Python package's copies of the CLI and library, moved into another site-packages, must load that
+one's torch."""
 from __future__ import annotations
 
 import json

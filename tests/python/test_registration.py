@@ -101,7 +101,8 @@ def test_the_shipped_library_names_the_torch_it_was_built_against():
     # process, which is the one the test build compiled against
     from modgap._library import _built_against
     path = modgap.library_path()
-    if os.environ.get("MODGAP_LIBRARY") and not os.path.isfile(os.path.join(os.path.dirname(path), "libmodgap.build.json")):
+    build_info = os.path.join(os.path.dirname(path), "libmodgap.build.json")
+    if os.environ.get("MODGAP_LIBRARY") and not os.path.isfile(build_info):
         pytest.skip(f"MODGAP_LIBRARY={path} is a copy without its build directory")
     assert _built_against(path) == torch.__version__.split("+")[0]
 
